@@ -1,0 +1,31 @@
+# The two commands of README.md. Each installs what is missing, configures, builds and runs.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: demo test deps configure build bench clean sanitize
+
+demo: build
+	$(BUILD)/client/coffre-demo
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 900
+
+deps:
+	scripts/install-deps
+
+configure: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: configure
+	cmake --build $(BUILD) -j$(JOBS)
+
+bench: build
+	$(BUILD)/bench/coffre-bench
+
+# AddressSanitizer + UndefinedBehaviorSanitizer build and tests, in its own folder.
+sanitize:
+	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DCOFFRE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo"
+
+clean:
+	rm -rf $(BUILD) build-asan

@@ -1,0 +1,22 @@
+# Compiler settings for our own targets only: third-party headers are included as SYSTEM
+# (imported targets), so -Werror never trips on code we do not own.
+set(COFFRE_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror)
+
+function(coffre_target_defaults target)
+  target_compile_options(${target} PRIVATE ${COFFRE_WARNINGS})
+  target_compile_features(${target} PUBLIC cxx_std_20)
+endfunction()
+
+# coffre_module(NAME DEPS...): a library from NAME/src/*.cc with public headers under
+# NAME/include, aliased as coffre::NAME.
+function(coffre_module name)
+  cmake_parse_arguments(ARG "" "" "PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
+  file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/*.cc)
+  add_library(coffre_${name} STATIC ${sources})
+  add_library(coffre::${name} ALIAS coffre_${name})
+  target_include_directories(coffre_${name}
+    PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include
+    PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  target_link_libraries(coffre_${name} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+  coffre_target_defaults(coffre_${name})
+endfunction()
