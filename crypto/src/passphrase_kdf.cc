@@ -79,8 +79,11 @@ Result<SecretBytes> Argon2idFull(std::span<const std::uint8_t> password,
                                  std::span<const std::uint8_t> secret,
                                  std::span<const std::uint8_t> associated_data,
                                  const Argon2Params& params, std::size_t output_size) {
+  // libargon2 takes every length as uint32_t: a longer input must be refused, not have
+  // its length silently cut (which would hash only a prefix of it).
   if (output_size < 16 || output_size > 64 || salt.size() < 8 ||
-      password.size() > ARGON2_MAX_PWD_LENGTH) {
+      password.size() > ARGON2_MAX_PWD_LENGTH || salt.size() > ARGON2_MAX_SALT_LENGTH ||
+      secret.size() > ARGON2_MAX_SECRET || associated_data.size() > ARGON2_MAX_AD_LENGTH) {
     return Fail(ErrorCode::kInvalidArgument, "Argon2id input sizes out of range");
   }
   SecretBytes out(output_size);
