@@ -318,32 +318,41 @@ Result<std::vector<std::uint8_t>> EncryptDocument(const SecretBytes& document_ke
   return EncryptDocument(cipher, plaintext, threads);
 }
 
+Status EncryptDocumentInto(const DocumentStreamCipher& cipher,
+                           std::span<const std::uint8_t> plaintext, std::span<std::uint8_t> out,
+                           unsigned threads) {
+  if (threads == 0) return Fail(ErrorCode::kInvalidArgument, "thread count must be at least 1");
+  COFFRE_ASSIGN_OR_RETURN(const std::uint64_t stream_size, CiphertextSize(plaintext.size()));
+  if (out.size() != stream_size) {
+    return Fail(ErrorCode::kInvalidArgument, "output buffer has the wrong size for the stream");
+  }
+  std::copy(cipher.header().begin(), cipher.header().end(), out.begin());
+  const std::uint64_t chunk_count = StreamChunkCount(plaintext.size());
+  return ForEachChunk(chunk_count, threads, [&](std::uint64_t index) -> Status {
+    const std::size_t size = ChunkPlaintextSize(plaintext.size(), index);
+    const auto start = static_cast<std::size_t>(index * kStreamChunkSize);
+    const auto offset = static_cast<std::size_t>(ChunkOffset(index));
+    return cipher.SealChunk(index, index + 1 == chunk_count, plaintext.subspan(start, size),
+                            out.subspan(offset, size + kStreamTagSize));
+  });
+}
+
 Result<std::vector<std::uint8_t>> EncryptDocument(const DocumentStreamCipher& cipher,
                                                   std::span<const std::uint8_t> plaintext,
                                                   unsigned threads) {
-  if (threads == 0) return Fail(ErrorCode::kInvalidArgument, "thread count must be at least 1");
   COFFRE_ASSIGN_OR_RETURN(const std::uint64_t stream_size, CiphertextSize(plaintext.size()));
   if (!FitsInMemory(stream_size)) return Fail(ErrorCode::kResourceExhausted, kOutOfMemory);
   return WithoutExceptions([&]() -> Result<std::vector<std::uint8_t>> {
     std::vector<std::uint8_t> out(static_cast<std::size_t>(stream_size));
-    std::copy(cipher.header().begin(), cipher.header().end(), out.begin());
-    const std::uint64_t chunk_count = StreamChunkCount(plaintext.size());
-    const std::span<std::uint8_t> out_span(out);
-    COFFRE_RETURN_IF_ERROR(ForEachChunk(chunk_count, threads, [&](std::uint64_t index) -> Status {
-      const std::size_t size = ChunkPlaintextSize(plaintext.size(), index);
-      const auto start = static_cast<std::size_t>(index * kStreamChunkSize);
-      const auto offset = static_cast<std::size_t>(ChunkOffset(index));
-      return cipher.SealChunk(index, index + 1 == chunk_count, plaintext.subspan(start, size),
-                              out_span.subspan(offset, size + kStreamTagSize));
-    }));
+    COFFRE_RETURN_IF_ERROR(EncryptDocumentInto(cipher, plaintext, out, threads));
     return out;
   });
 }
 
-Result<std::vector<std::uint8_t>> DecryptDocument(const SecretBytes& document_key,
-                                                  std::span<const std::uint8_t> associated_data,
-                                                  std::span<const std::uint8_t> ciphertext,
-                                                  unsigned threads) {
+Status DecryptDocumentInto(const SecretBytes& document_key,
+                           std::span<const std::uint8_t> associated_data,
+                           std::span<const std::uint8_t> ciphertext, std::span<std::uint8_t> out,
+                           unsigned threads) {
   if (document_key.size() != kDocumentKeySize) {
     return Fail(ErrorCode::kInvalidArgument, kBadKeySize);
   }
@@ -352,25 +361,43 @@ Result<std::vector<std::uint8_t>> DecryptDocument(const SecretBytes& document_ke
   // are and which one is final.
   const Result<std::uint64_t> plaintext_size = PlaintextSize(ciphertext.size());
   if (!plaintext_size) return AuthFailure();
+  if (out.size() != *plaintext_size) {
+    return Fail(ErrorCode::kInvalidArgument, "output buffer has the wrong size for the stream");
+  }
   COFFRE_ASSIGN_OR_RETURN(DocumentStreamCipher cipher,
                           DocumentStreamCipher::FromHeader(
                               document_key, ciphertext.first(kStreamHeaderSize), associated_data));
+  const std::uint64_t chunk_count = StreamChunkCount(*plaintext_size);
+  const Status status = ForEachChunk(chunk_count, threads, [&](std::uint64_t index) -> Status {
+    const std::size_t size = ChunkPlaintextSize(*plaintext_size, index);
+    const auto offset = static_cast<std::size_t>(ChunkOffset(index));
+    return cipher.OpenChunk(index, index + 1 == chunk_count,
+                            ciphertext.subspan(offset, size + kStreamTagSize),
+                            out.subspan(static_cast<std::size_t>(index * kStreamChunkSize), size));
+  });
+  if (!status) {
+    // Chunks opened before the failure were authentic, but a caller gets all or nothing.
+    Wipe(out);
+    return AuthFailure();
+  }
+  return Ok();
+}
+
+Result<std::vector<std::uint8_t>> DecryptDocument(const SecretBytes& document_key,
+                                                  std::span<const std::uint8_t> associated_data,
+                                                  std::span<const std::uint8_t> ciphertext,
+                                                  unsigned threads) {
+  const Result<std::uint64_t> plaintext_size = PlaintextSize(ciphertext.size());
+  if (!plaintext_size) {
+    if (document_key.size() != kDocumentKeySize) {
+      return Fail(ErrorCode::kInvalidArgument, kBadKeySize);
+    }
+    return AuthFailure();
+  }
   return WithoutExceptions([&]() -> Result<std::vector<std::uint8_t>> {
     std::vector<std::uint8_t> out(static_cast<std::size_t>(*plaintext_size));
-    const std::uint64_t chunk_count = StreamChunkCount(*plaintext_size);
-    const std::span<std::uint8_t> out_span(out);
-    const Status status = ForEachChunk(chunk_count, threads, [&](std::uint64_t index) -> Status {
-      const std::size_t size = ChunkPlaintextSize(*plaintext_size, index);
-      const auto offset = static_cast<std::size_t>(ChunkOffset(index));
-      return cipher.OpenChunk(
-          index, index + 1 == chunk_count, ciphertext.subspan(offset, size + kStreamTagSize),
-          out_span.subspan(static_cast<std::size_t>(index * kStreamChunkSize), size));
-    });
-    if (!status) {
-      // Chunks opened before the failure were authentic, but a caller gets all or nothing.
-      Wipe(out);
-      return AuthFailure();
-    }
+    COFFRE_RETURN_IF_ERROR(
+        DecryptDocumentInto(document_key, associated_data, ciphertext, out, threads));
     return out;
   });
 }

@@ -11,9 +11,10 @@ namespace coffre::crypto {
 SecretBytes::SecretBytes(std::size_t size) : size_(size) {
   internal::EnsureSodium();
   if (size_ == 0) return;
-  bytes_ = std::make_unique<std::uint8_t[]>(size_);  // value-initialised: zeros
-  // Best effort: keeps the secret out of swap. Failure (RLIMIT_MEMLOCK) is not fatal.
-  (void)sodium_mlock(bytes_.get(), size_);
+  // Value-initialised: zeros. Not mlock()ed: locking costs four system calls (about 5 us)
+  // per secret and is capped by RLIMIT_MEMLOCK anyway; swap is kept out of reach by the
+  // host's encrypted swap instead (threat-model/decisions/0006).
+  bytes_ = std::make_unique<std::uint8_t[]>(size_);
 }
 
 SecretBytes SecretBytes::CopyOf(std::span<const std::uint8_t> bytes) {
@@ -43,8 +44,7 @@ SecretBytes SecretBytes::Clone() const { return CopyOf(span()); }
 
 void SecretBytes::Wipe() {
   if (bytes_ != nullptr) {
-    // sodium_munlock zeroes the region before unlocking it.
-    sodium_munlock(bytes_.get(), size_);
+    sodium_memzero(bytes_.get(), size_);
     bytes_.reset();
   }
   size_ = 0;

@@ -153,6 +153,19 @@ Result<std::vector<std::uint8_t>> DecryptDocument(const SecretBytes& document_ke
                                                   std::span<const std::uint8_t> ciphertext,
                                                   unsigned threads = 1);
 
+// EncryptDocument and DecryptDocument writing into a caller's buffer, which must be exactly
+// CiphertextSize(plaintext.size()) (resp. PlaintextSize(ciphertext.size())) bytes long,
+// else kInvalidArgument. They let a caller reuse one buffer for a window of chunks instead
+// of allocating (and zero-filling) a fresh one per call. Same failures as the functions
+// above; on an authentication failure `out` is wiped.
+Status EncryptDocumentInto(const DocumentStreamCipher& cipher,
+                           std::span<const std::uint8_t> plaintext, std::span<std::uint8_t> out,
+                           unsigned threads = 1);
+Status DecryptDocumentInto(const SecretBytes& document_key,
+                           std::span<const std::uint8_t> associated_data,
+                           std::span<const std::uint8_t> ciphertext, std::span<std::uint8_t> out,
+                           unsigned threads = 1);
+
 // Reads stream bytes for DecryptRange: fills all of `out` with the bytes of the stream at
 // `offset`, or returns an error (which DecryptRange passes through unchanged). A reader over
 // a file would pread() into `out`.

@@ -1,7 +1,7 @@
 // SecretBytes: the only container for key material and other secrets.
 //
-// Move-only; the bytes are locked in memory where the system allows it (best effort) and
-// wiped with sodium_memzero when the object is destroyed or moved from. It has no
+// Move-only; the bytes are wiped with sodium_memzero when the object is destroyed or
+// assigned over, and a moved-from object is empty. It has no
 // operator== (use ConstantTimeEquals) and no stream operator, so a secret cannot be
 // compared in variable time or printed by accident.
 #ifndef COFFRE_CRYPTO_SECRET_BYTES_H_
