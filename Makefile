@@ -20,8 +20,10 @@ configure: deps
 build: configure
 	cmake --build $(BUILD) -j$(JOBS)
 
+# Runs every benchmark once and rewrites the generated part of docs/PERFORMANCE.md.
 bench: build
-	$(BUILD)/bench/coffre-bench
+	$(BUILD)/bench/coffre-bench --benchmark_out=$(BUILD)/bench.json --benchmark_out_format=json
+	scripts/bench-report $(BUILD)/bench.json docs/PERFORMANCE.md
 
 # AddressSanitizer + UndefinedBehaviorSanitizer build and tests, in its own folder.
 sanitize:
