@@ -27,7 +27,7 @@ bench: build
 
 # AddressSanitizer + UndefinedBehaviorSanitizer build and tests, in its own folder.
 sanitize:
-	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DCOFFRE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo"
+	$(MAKE) test BUILD=build-asan CMAKE_FLAGS="-DCOFFRE_SANITIZE=ON -DCOFFRE_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo"
 
 clean:
 	rm -rf $(BUILD) build-asan
