@@ -1,0 +1,168 @@
+#include "relay_limits.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "relay_util.h"
+
+namespace coffre::server {
+
+// --- TokenBucket -------------------------------------------------------------------------
+
+void TokenBucket::Refill(std::int64_t now_ms) {
+  if (now_ms > updated_ms_) {
+    tokens_ = std::min(burst_, tokens_ + static_cast<double>(now_ms - updated_ms_) * rate_per_ms_);
+    updated_ms_ = now_ms;
+  }
+}
+
+std::uint64_t TokenBucket::MillisUntil(double cost) const {
+  if (tokens_ >= cost) return 0;
+  if (rate_per_ms_ <= 0) return 60'000;
+  const double wait = std::ceil((cost - tokens_) / rate_per_ms_);
+  return std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::min(wait, 3.6e6)));
+}
+
+std::uint64_t TokenBucket::Take(double cost, std::int64_t now_ms) {
+  Refill(now_ms);
+  if (tokens_ >= cost) {
+    tokens_ -= cost;
+    return 0;
+  }
+  return MillisUntil(cost);
+}
+
+std::uint64_t TokenBucket::TakeWithDebt(double cost, std::int64_t now_ms) {
+  Refill(now_ms);
+  if (tokens_ >= 1) {
+    tokens_ -= cost;
+    return 0;
+  }
+  return MillisUntil(1);
+}
+
+std::uint64_t TokenBucket::WaitFor(double cost, std::int64_t now_ms) {
+  Refill(now_ms);
+  return MillisUntil(cost);
+}
+
+bool TokenBucket::Full(std::int64_t now_ms) const {
+  const double elapsed = static_cast<double>(std::max<std::int64_t>(0, now_ms - updated_ms_));
+  return tokens_ + elapsed * rate_per_ms_ >= burst_;
+}
+
+// --- RateLimiter -------------------------------------------------------------------------
+
+RateLimiter::RateLimiter(double rate_per_second, double burst, std::size_t max_keys)
+    : rate_per_ms_(rate_per_second / 1000.0), burst_(std::max(burst, 1.0)), max_keys_(max_keys) {}
+
+TokenBucket& RateLimiter::BucketLocked(std::string_view key, std::int64_t now_ms) {
+  auto it = buckets_.find(std::string(key));
+  if (it != buckets_.end()) return it->second;
+  if (buckets_.size() >= max_keys_) {
+    std::erase_if(buckets_, [now_ms](auto& entry) { return entry.second.Full(now_ms); });
+    if (buckets_.size() >= max_keys_) buckets_.clear();
+  }
+  return buckets_.emplace(std::string(key), TokenBucket(rate_per_ms_, burst_, now_ms))
+      .first->second;
+}
+
+std::uint64_t RateLimiter::Take(std::string_view key, double cost) {
+  const std::int64_t now = SteadyNowMs();
+  std::lock_guard<std::mutex> lock(mutex_);
+  return BucketLocked(key, now).Take(cost, now);
+}
+
+std::uint64_t RateLimiter::TakeWithDebt(std::string_view key, double cost) {
+  const std::int64_t now = SteadyNowMs();
+  std::lock_guard<std::mutex> lock(mutex_);
+  return BucketLocked(key, now).TakeWithDebt(cost, now);
+}
+
+std::uint64_t RateLimiter::WaitFor(std::string_view key) {
+  const std::int64_t now = SteadyNowMs();
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = buckets_.find(std::string(key));
+  if (it == buckets_.end()) return 0;
+  return it->second.WaitFor(1, now);
+}
+
+// --- MailboxQuota ------------------------------------------------------------------------
+
+std::shared_ptr<MailboxQuota::Entry> MailboxQuota::EntryFor(std::string_view user_id,
+                                                            std::uint32_t device_id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto key = std::make_pair(std::string(user_id), device_id);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) it = entries_.emplace(std::move(key), std::make_shared<Entry>()).first;
+  return it->second;
+}
+
+Status MailboxQuota::LoadLocked(Entry& entry, std::string_view user_id, std::uint32_t device_id) {
+  if (entry.loaded) return Ok();
+  // Small pages: the store returns whole envelopes (up to 256 KiB each), and only their
+  // sizes are kept. The loop ends on a short page.
+  constexpr std::uint32_t kPage = 32;
+  std::uint64_t after = 0;
+  std::map<std::uint64_t, std::uint64_t> loaded;
+  std::uint64_t bytes = 0;
+  while (true) {
+    auto page = loader_(user_id, device_id, after, kPage);
+    if (!page) return page.error();
+    for (const auto& [sequence, size] : *page) {
+      if (loaded.emplace(sequence, size).second) bytes += size;
+      after = std::max(after, sequence);
+    }
+    if (page->size() < kPage) break;
+  }
+  // Envelopes recorded while loading (a send racing with the first touch) are merged.
+  for (const auto& [sequence, size] : entry.queued) {
+    if (loaded.emplace(sequence, size).second) bytes += size;
+  }
+  entry.queued = std::move(loaded);
+  entry.bytes = bytes;
+  entry.highest = std::max(entry.highest, after);
+  entry.loaded = true;
+  return Ok();
+}
+
+Result<MailboxUsage> MailboxQuota::Usage(std::string_view user_id, std::uint32_t device_id) {
+  std::shared_ptr<Entry> entry = EntryFor(user_id, device_id);
+  std::lock_guard<std::mutex> lock(entry->mutex);
+  COFFRE_RETURN_IF_ERROR(LoadLocked(*entry, user_id, device_id));
+  return MailboxUsage{entry->queued.size(), entry->bytes};
+}
+
+void MailboxQuota::RecordQueued(
+    std::string_view user_id, std::uint32_t device_id,
+    std::span<const std::pair<std::uint64_t, std::uint64_t>> envelopes) {
+  std::shared_ptr<Entry> entry = EntryFor(user_id, device_id);
+  std::lock_guard<std::mutex> lock(entry->mutex);
+  for (const auto& [sequence, size] : envelopes) {
+    // At or below the highest sequence and not queued: a retry of an envelope that has
+    // been acknowledged since. Sequences are never reused, so it is not a new one.
+    if (sequence <= entry->highest && !entry->queued.contains(sequence)) continue;
+    if (entry->queued.emplace(sequence, size).second) entry->bytes += size;
+    entry->highest = std::max(entry->highest, sequence);
+  }
+}
+
+void MailboxQuota::RecordAcked(std::string_view user_id, std::uint32_t device_id,
+                               std::span<const std::uint64_t> sequences) {
+  std::shared_ptr<Entry> entry = EntryFor(user_id, device_id);
+  std::lock_guard<std::mutex> lock(entry->mutex);
+  for (const std::uint64_t sequence : sequences) {
+    auto it = entry->queued.find(sequence);
+    if (it == entry->queued.end()) continue;
+    entry->bytes -= it->second;
+    entry->queued.erase(it);
+  }
+}
+
+void MailboxQuota::Forget(std::string_view user_id, std::uint32_t device_id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = entries_.find(std::make_pair(std::string(user_id), device_id));
+  if (it != entries_.end()) entries_.erase(it);
+}
+
+}  // namespace coffre::server
