@@ -1,8 +1,7 @@
 // Where coffre-relay's program skeleton (main.cc) meets the relay proper: the service that
 // runs behind the transport, and the `admin` commands that work on the store directly.
 //
-// The real implementation lives in relay_factory.cc, next to the service. Until that file
-// exists, relay_factory_stub.cc is built instead (see server/CMakeLists.txt).
+// Implemented in relay_factory.cc, next to the service.
 #ifndef COFFRE_SERVER_SRC_RELAY_FACTORY_H_
 #define COFFRE_SERVER_SRC_RELAY_FACTORY_H_
 
