@@ -187,10 +187,12 @@ bool ReadConfig(const toml::table& root, RelayConfig& config, std::string* detai
   TableReader qr(quotas, "quotas", detail);
   qr.Int("max_blob_bytes", q.max_blob_bytes, 1, kMaxSize);
   qr.Int("max_team_storage_bytes", q.max_team_storage_bytes, 1, kMaxSize);
+  qr.Int("max_device_storage_bytes", q.max_device_storage_bytes, 1, kMaxSize);
   qr.Int("max_mailbox_messages", q.max_mailbox_messages, 1, kMaxSize);
   qr.Int("max_mailbox_bytes", q.max_mailbox_bytes, 1, kMaxSize);
   qr.Int("max_devices_per_user", q.max_devices_per_user, 1, 1000);
   qr.Int("max_one_time_prekeys", q.max_one_time_prekeys, 1, 10000);
+  qr.Int("max_stored_one_time_prekeys", q.max_stored_one_time_prekeys, 1, 1'000'000);
   qr.Finish();
   if (!qr.ok()) return false;
 
@@ -430,6 +432,9 @@ Status ValidateRelayConfig(const RelayConfig& config, std::string* detail) {
   if (l.max_connections == 0 || l.max_queued_frames == 0 || l.max_pending_frames == 0 ||
       l.max_body_bytes == 0 || l.max_header_bytes == 0) {
     return fail("limits must be positive");
+  }
+  if (config.quotas.max_stored_one_time_prekeys < config.quotas.max_one_time_prekeys) {
+    return fail("quotas.max_stored_one_time_prekeys must hold one upload (max_one_time_prekeys)");
   }
   return Ok();
 }

@@ -85,6 +85,10 @@ struct QuotaConfig {
   std::uint64_t max_mailbox_bytes = 256ull * 1024 * 1024;             // per device, unacked
   std::uint32_t max_devices_per_user = 10;
   std::uint32_t max_one_time_prekeys = 200;  // per device upload
+  // Blobs created by one device, in all teams: one device cannot fill every team it is in.
+  std::uint64_t max_device_storage_bytes = 20ull * 1024 * 1024 * 1024;
+  // Stored per device, so that repeated uploads cannot grow the store without end.
+  std::uint32_t max_stored_one_time_prekeys = 1000;
 };
 
 // Token buckets: `*_per_second` is the refill rate, `*_burst` the bucket size.

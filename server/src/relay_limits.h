@@ -1,4 +1,6 @@
-// Rate limits and mailbox quotas of the relay service: what one client may cost the relay.
+// Rate limits of the relay service: what one client may cost the relay per unit of time.
+// Quotas (what one client may keep stored) are counted by the store, not here, so that they
+// hold across restarts and across relay processes sharing one store.
 //
 // Every structure here is bounded: a client that invents new keys (addresses, devices)
 // makes the oldest idle entries go, never memory grow without end.
@@ -7,18 +9,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <map>
-#include <memory>
 #include <mutex>
-#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <utility>
-#include <vector>
-
-#include "coffre/base/result.h"
 
 namespace coffre::server {
 
@@ -74,56 +68,6 @@ class RateLimiter {
   const std::size_t max_keys_;
   std::mutex mutex_;
   std::unordered_map<std::string, TokenBucket> buckets_;
-};
-
-// What is queued in one device's mailbox: every unacknowledged envelope's sequence and
-// ciphertext size. Kept in memory because the store answers neither count nor bytes per
-// mailbox; loaded from the store the first time a device is touched after a start.
-struct MailboxUsage {
-  std::uint64_t count = 0;
-  std::uint64_t bytes = 0;
-};
-
-// Per-device mailbox accounting for the quotas (QuotaConfig::max_mailbox_messages,
-// max_mailbox_bytes). Thread-safe. The check before a send and the record after it are two
-// steps, so concurrent sends to one device may overshoot by one batch each: the quota is a
-// bound on abuse, not an exact figure.
-class MailboxQuota {
- public:
-  // Pages through the device's unacknowledged envelopes: (sequence, size) pairs in order,
-  // at most `limit` after `after_sequence`. Returns the error of the store if it fails.
-  using Loader = std::function<Result<std::vector<std::pair<std::uint64_t, std::uint64_t>>>(
-      std::string_view user_id, std::uint32_t device_id, std::uint64_t after_sequence,
-      std::uint32_t limit)>;
-
-  explicit MailboxQuota(Loader loader) : loader_(std::move(loader)) {}
-
-  // The device's current usage, loading it first if needed.
-  Result<MailboxUsage> Usage(std::string_view user_id, std::uint32_t device_id);
-  // Records envelopes the store returned for a send: (sequence, size). A sequence already
-  // known, or at or below one already acknowledged, is a deduplicated retry and is skipped.
-  void RecordQueued(std::string_view user_id, std::uint32_t device_id,
-                    std::span<const std::pair<std::uint64_t, std::uint64_t>> envelopes);
-  // Records acknowledged sequences (unknown ones are ignored).
-  void RecordAcked(std::string_view user_id, std::uint32_t device_id,
-                   std::span<const std::uint64_t> sequences);
-  // Forgets a device (revoked: the store deleted its mailbox).
-  void Forget(std::string_view user_id, std::uint32_t device_id);
-
- private:
-  struct Entry {
-    std::mutex mutex;
-    bool loaded = false;
-    std::uint64_t highest = 0;  // highest sequence ever recorded
-    std::uint64_t bytes = 0;
-    std::map<std::uint64_t, std::uint64_t> queued;  // sequence -> size
-  };
-  std::shared_ptr<Entry> EntryFor(std::string_view user_id, std::uint32_t device_id);
-  Status LoadLocked(Entry& entry, std::string_view user_id, std::uint32_t device_id);
-
-  Loader loader_;
-  std::mutex mutex_;
-  std::map<std::pair<std::string, std::uint32_t>, std::shared_ptr<Entry>, std::less<>> entries_;
 };
 
 }  // namespace coffre::server

@@ -37,6 +37,8 @@ constexpr std::size_t kFrameBudget = kMaxFrameSize - 16 * 1024;
 constexpr std::size_t kDeliveryBudgetBytes = 2 * 1024 * 1024;
 // Envelopes read from the store per page while delivering: at most 256 KiB each.
 constexpr std::uint32_t kDeliveryPage = 32;
+// Item manifests read from the store per page of ListItems: at most 66 KiB each.
+constexpr std::uint32_t kItemPage = 32;
 // What GoingAway and UNAVAILABLE ask clients to wait before reconnecting.
 constexpr std::uint64_t kDrainRetryAfterMs = 2000;
 // Teams whose verified chain stays in memory; past this the cache starts again empty.
@@ -132,18 +134,6 @@ RelayService::RelayService(RelayServiceOptions options, std::unique_ptr<storage:
                     options_.rate_limits.auth_burst_per_address),
       upload_limiter_(options_.rate_limits.upload_bytes_per_second_per_device,
                       options_.rate_limits.upload_bytes_per_second_per_device),
-      mailbox_quota_(
-          [this](
-              std::string_view user_id, std::uint32_t device_id, std::uint64_t after,
-              std::uint32_t limit) -> Result<std::vector<std::pair<std::uint64_t, std::uint64_t>>> {
-            auto page = store_->FetchEnvelopes(user_id, device_id, after, limit);
-            if (!page) return page.error();
-            std::vector<std::pair<std::uint64_t, std::uint64_t>> sizes;
-            sizes.reserve(page->size());
-            for (const auto& record : *page)
-              sizes.emplace_back(record.sequence, record.ciphertext.size());
-            return sizes;
-          }),
       request_latency_(metrics_.AddHistogramFamily(
           "coffre_relay_request_duration_seconds",
           "Time to handle one request, by method (WebSocket methods and http_put/http_get).",
@@ -519,21 +509,6 @@ bool RelayService::RequireAccess(Call& call, const Bytes& team_id, TeamAccess ac
   return true;
 }
 
-Result<std::uint64_t> RelayService::TeamBlobBytesLocked(const Bytes& team_id, TeamEntry& entry) {
-  if (entry.usage_loaded) return entry.blob_bytes;
-  // The store keeps no per-team sum; every blob of the team has a file (CreateBlob makes
-  // the .part file before the store row), so the team's directory lists them all.
-  std::uint64_t total = 0;
-  for (const auto& blob_id : blob_files_.ListTeam(team_id)) {
-    auto blob = store_->GetBlob(team_id, blob_id);
-    if (!blob) return blob.error();
-    if (blob->has_value()) total += (*blob)->size;
-  }
-  entry.blob_bytes = total;
-  entry.usage_loaded = true;
-  return total;
-}
-
 Status RelayService::RecoverBlob(storage::BlobRecord& blob) {
   if (blob.complete) return Ok();
   const auto final_size = blob_files_.FinalSize(blob.team_id, blob.blob_id);
@@ -877,7 +852,6 @@ void RelayService::HandleRevokeDevice(Call& call, const wire::RevokeDevice& requ
     }
     return SetStoreError(call, revoked.error());
   }
-  mailbox_quota_.Forget(principal.user_id, request.device_id());
   call.response.mutable_ok();
   // After the response, so that a device revoking itself still hears the answer.
   call.after.push_back([this, user_id = principal.user_id, device_id = request.device_id()] {
@@ -916,6 +890,18 @@ void RelayService::HandleUploadPreKeys(Call& call, const wire::UploadPreKeys& re
   if (static_cast<std::size_t>(request.one_time_pre_keys_size()) >
       options_.quotas.max_one_time_prekeys) {
     return SetError(call, wire::ERROR_CODE_TOO_LARGE, "too many one-time prekeys in one upload");
+  }
+  if (request.one_time_pre_keys_size() > 0) {
+    // Every uploaded key counts as new (one that replaces a stored id counts twice). Uploads
+    // racing from one device (over several connections) may each pass: the store can then
+    // hold one upload more per racing upload.
+    auto stored = store_->OneTimePreKeyCount(principal.user_id, principal.device_id);
+    if (!stored) return SetStoreError(call, stored.error());
+    const auto uploaded = static_cast<std::uint64_t>(request.one_time_pre_keys_size());
+    if (*stored + uploaded > options_.quotas.max_stored_one_time_prekeys) {
+      return SetError(call, wire::ERROR_CODE_QUOTA_EXCEEDED,
+                      "device holds too many one-time prekeys");
+    }
   }
   std::optional<storage::SignedPreKeyRecord> signed_pre_key;
   if (request.has_signed_pre_key()) {
@@ -981,22 +967,32 @@ void RelayService::HandleFetchPreKeyBundle(Call& call, const wire::FetchPreKeyBu
 void RelayService::HandleSendEnvelopes(Call& call, const wire::SendEnvelopes& request) {
   const Principal& principal = *call.principal;
   // Per recipient device: how many envelopes and bytes this send adds.
-  std::map<DeviceKey, MailboxUsage, std::less<>> adding;
+  std::map<DeviceKey, storage::MailboxUsageRecord, std::less<>> adding;
   for (const wire::OutgoingEnvelope& envelope : request.envelopes()) {
-    MailboxUsage& usage =
+    storage::MailboxUsageRecord& usage =
         adding[DeviceKey{envelope.recipient_user_id(), envelope.recipient_device_id()}];
     usage.count += 1;
     usage.bytes += envelope.ciphertext().size();
   }
+  // Every recipient is checked in one read of the store: active, and room in its mailbox.
+  // The check and the enqueue are two steps, so sends racing to one device may each pass
+  // it: a mailbox can exceed its quota by what those racing sends add, at most one request
+  // (kMaxEnvelopesPerSend envelopes, one frame) each. The quota bounds abuse; it is not an
+  // exact figure. Whether a recipient is active is checked again inside the enqueue.
+  std::vector<storage::DeviceAddress> recipients;
+  recipients.reserve(adding.size());
+  for (const auto& [device, usage] : adding) recipients.push_back({device.first, device.second});
+  auto stored = store_->ActiveMailboxUsage(recipients);
+  if (!stored) return SetStoreError(call, stored.error());
+  if (stored->size() != recipients.size()) {
+    return SetStoreError(call, Error(ErrorCode::kInternal, "store returned a wrong count"));
+  }
+  std::size_t index = 0;
   for (const auto& [device, usage] : adding) {
-    // Checked before the quota is loaded, so that unknown ids cost no accounting entry.
-    auto record = store_->GetDevice(device.first, device.second);
-    if (!record) return SetStoreError(call, record.error());
-    if (!record->has_value() || (*record)->revoked) {
+    const std::optional<storage::MailboxUsageRecord>& current = (*stored)[index++];
+    if (!current) {
       return SetError(call, wire::ERROR_CODE_NOT_FOUND, "recipient device is unknown or revoked");
     }
-    auto current = mailbox_quota_.Usage(device.first, device.second);
-    if (!current) return SetStoreError(call, current.error());
     if (current->count + usage.count > options_.quotas.max_mailbox_messages ||
         current->bytes + usage.bytes > options_.quotas.max_mailbox_bytes) {
       return SetError(call, wire::ERROR_CODE_QUOTA_EXCEEDED, "recipient mailbox is full");
@@ -1028,7 +1024,7 @@ void RelayService::HandleSendEnvelopes(Call& call, const wire::SendEnvelopes& re
   for (const std::uint64_t sequence : *sequences)
     call.response.mutable_send_result()->add_sequence(sequence);
 
-  // Durable now: account, then push to the recipients that are online.
+  // Durable now: push to the recipients that are online.
   std::map<DeviceKey, std::vector<storage::EnvelopeRecord>, std::less<>> fresh;
   for (std::size_t i = 0; i < envelopes.size(); ++i) {
     storage::NewEnvelope& envelope = envelopes[i];
@@ -1045,10 +1041,6 @@ void RelayService::HandleSendEnvelopes(Call& call, const wire::SendEnvelopes& re
         std::unique(records.begin(), records.end(),
                     [](const auto& a, const auto& b) { return a.sequence == b.sequence; }),
         records.end());
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> sizes;
-    for (const auto& record : records)
-      sizes.emplace_back(record.sequence, record.ciphertext.size());
-    mailbox_quota_.RecordQueued(device.first, device.second, sizes);
   }
   call.after.push_back([this, fresh = std::move(fresh)] {
     for (const auto& [device, records] : fresh) PushEnvelopes(device, records);
@@ -1099,7 +1091,6 @@ void RelayService::HandleAckEnvelopes(Call& call, const wire::AckEnvelopes& requ
                                              request.sequences().end());
   auto acked = store_->AckEnvelopes(principal.user_id, principal.device_id, sequences);
   if (!acked) return SetStoreError(call, acked.error());
-  mailbox_quota_.RecordAcked(principal.user_id, principal.device_id, sequences);
   call.response.mutable_ok();
 }
 
@@ -1351,29 +1342,35 @@ void RelayService::HandleGetItem(Call& call, const wire::GetItem& request) {
 void RelayService::HandleListItems(Call& call, const wire::ListItems& request) {
   const Bytes team_id = ToBytes(request.team_id());
   if (!RequireAccess(call, team_id, TeamAccess::kRead)) return;
-  auto items = store_->ListItems(team_id);
-  if (!items) return SetStoreError(call, items.error());
-  std::sort(items->begin(), items->end(),
-            [](const auto& a, const auto& b) { return AsText(a.item_id) < AsText(b.item_id); });
-  const Bytes after = ToBytes(request.after_item_id());
   const std::uint32_t limit = request.limit() == 0 ? protocol::kMaxItemsPerList : request.limit();
   wire::ItemList* list = call.response.mutable_items();
   std::size_t size = 0;
   bool more = false;
-  for (const storage::ItemRecord& item : *items) {
-    if (!after.empty() && AsText(item.item_id) <= AsText(after)) continue;
-    const std::size_t cost = item.manifest.size() + 32;
-    if (static_cast<std::uint32_t>(list->items_size()) >= limit ||
-        (list->items_size() > 0 && size + cost > kFrameBudget)) {
-      more = true;
-      break;
+  // Small pages from the store, in item id order, until the limit or the frame is full: a
+  // manifest is up to 66 KiB, so reading the whole limit at once could pull 33 MiB for one
+  // frame. `more` is set only when an item is known to follow.
+  Bytes after = ToBytes(request.after_item_id());
+  bool done = false;
+  while (!done) {
+    auto page = store_->ListItems(team_id, after, kItemPage);
+    if (!page) return SetStoreError(call, page.error());
+    for (const storage::ItemRecord& item : *page) {
+      const std::size_t cost = item.manifest.size() + 32;
+      if (static_cast<std::uint32_t>(list->items_size()) >= limit ||
+          (list->items_size() > 0 && size + cost > kFrameBudget)) {
+        more = true;
+        done = true;
+        break;
+      }
+      wire::ItemReply* reply = list->add_items();
+      if (!ParseBytes(item.manifest, *reply->mutable_manifest())) {
+        return SetStoreError(call, Error(ErrorCode::kCorrupt, "stored manifest does not parse"));
+      }
+      reply->set_current_version(item.version);
+      size += cost;
+      after = item.item_id;
     }
-    wire::ItemReply* reply = list->add_items();
-    if (!ParseBytes(item.manifest, *reply->mutable_manifest())) {
-      return SetStoreError(call, Error(ErrorCode::kCorrupt, "stored manifest does not parse"));
-    }
-    reply->set_current_version(item.version);
-    size += cost;
+    if (page->size() < kItemPage) done = true;
   }
   list->set_more(more);
 }
@@ -1388,15 +1385,28 @@ void RelayService::HandleCreateBlob(Call& call, const wire::CreateBlob& request)
   if (request.size() > options_.quotas.max_blob_bytes) {
     return SetError(call, wire::ERROR_CODE_TOO_LARGE, "blob is larger than this relay accepts");
   }
+  // Quotas on declared sizes, summed by the store. Under the team's lock no other CreateBlob
+  // of this team in this process runs between the check and the creation, so the team quota
+  // holds exactly within one process. Relay processes sharing the store, and one device
+  // creating blobs in several teams at once (over several connections: the requests of one
+  // connection run one at a time), may each pass the check: a quota can then be exceeded by
+  // one blob per racing request.
   std::shared_ptr<TeamEntry> entry = TeamEntryFor(team_id);
   std::lock_guard<std::mutex> lock(entry->blob_mutex);
-  auto used = TeamBlobBytesLocked(team_id, *entry);
-  if (!used) return SetStoreError(call, used.error());
-  if (*used > options_.quotas.max_team_storage_bytes ||
-      request.size() > options_.quotas.max_team_storage_bytes - *used) {
+  const auto exceeds = [&](std::uint64_t used, std::uint64_t quota) {
+    return used > quota || request.size() > quota - used;
+  };
+  auto team = store_->TeamBlobUsage(team_id);
+  if (!team) return SetStoreError(call, team.error());
+  if (exceeds(team->size_bytes, options_.quotas.max_team_storage_bytes)) {
     return SetError(call, wire::ERROR_CODE_QUOTA_EXCEEDED, "team storage quota exceeded");
   }
-  // The file first: the quota scan finds blobs by their files (TeamBlobBytesLocked).
+  auto device = store_->DeviceBlobUsage(principal.user_id, principal.device_id);
+  if (!device) return SetStoreError(call, device.error());
+  if (exceeds(device->size_bytes, options_.quotas.max_device_storage_bytes)) {
+    return SetError(call, wire::ERROR_CODE_QUOTA_EXCEEDED, "device storage quota exceeded");
+  }
+  // The file first, so that a blob the store knows always has its .part file.
   if (auto created = blob_files_.CreatePart(team_id, blob_id); !created) {
     return SetStoreError(call, created.error());
   }
@@ -1412,7 +1422,6 @@ void RelayService::HandleCreateBlob(Call& call, const wire::CreateBlob& request)
     }
     return SetStoreError(call, stored.error());
   }
-  entry->blob_bytes += request.size();
   wire::BlobInfo* info = call.response.mutable_blob();
   info->set_blob_id(request.blob_id());
   info->set_size(request.size());

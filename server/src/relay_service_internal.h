@@ -81,13 +81,12 @@ enum class TeamAccess {
 };
 bool AccessAllowed(wire::Role role, TeamAccess access);
 
-// A team's verified chain, rebuilt from the store on first use, and its blob usage.
+// A team's verified chain, rebuilt from the store on first use.
 struct TeamEntry {
   std::mutex chain_mutex;  // serialises appends to this team within this process
   std::optional<protocol::TeamChain> chain;
-  std::mutex blob_mutex;  // serialises quota checks of CreateBlob
-  bool usage_loaded = false;
-  std::uint64_t blob_bytes = 0;  // declared sizes of the team's blobs
+  // Serialises CreateBlob's quota check and blob creation in this team, within this process.
+  std::mutex blob_mutex;
 };
 
 class RelayService final : public Service {
@@ -170,7 +169,6 @@ class RelayService final : public Service {
   // FORBIDDEN into `call` unless the principal's user may do `access` in the team; returns
   // false when refused (or on a store error, then INTERNAL).
   bool RequireAccess(Call& call, const Bytes& team_id, TeamAccess access);
-  Result<std::uint64_t> TeamBlobBytesLocked(const Bytes& team_id, TeamEntry& entry);
   // Marks the blob complete when its final file is in place but the store missed it (a crash
   // between the rename and the store update). Updates `blob`.
   Status RecoverBlob(storage::BlobRecord& blob);
@@ -210,7 +208,6 @@ class RelayService final : public Service {
   RateLimiter request_limiter_;  // per device, or per connection before authentication
   RateLimiter auth_limiter_;     // failed authentications per peer address
   RateLimiter upload_limiter_;   // blob bytes per device
-  MailboxQuota mailbox_quota_;
 
   // Metrics (label values are bounded sets chosen here: methods, wire code names).
   MetricsRegistry metrics_;

@@ -24,18 +24,17 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/ssl.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 #include <chrono>
 #include <csignal>
-#include <deque>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -44,6 +43,7 @@
 #include <vector>
 
 #include "log.h"
+#include "tls_socket.h"
 
 namespace coffre::server {
 namespace {
@@ -56,8 +56,9 @@ namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 using error_code = beast::error_code;
 using Clock = std::chrono::steady_clock;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
-using WsStream = websocket::stream<TlsStream>;
+// No permessage-deflate, not even compiled in (deflateSupported = false): compressing
+// attacker-influenced data costs memory and CPU and buys nothing on ciphertext.
+using WsStream = websocket::stream<TlsSocket, /*deflateSupported=*/false>;
 using WorkerStrand = net::strand<net::thread_pool::executor_type>;
 using Request = http::request<http::vector_body<std::uint8_t>>;
 using RequestParser = http::request_parser<http::vector_body<std::uint8_t>>;
@@ -68,6 +69,9 @@ std::string_view StdView(beast::string_view view) { return {view.data(), view.si
 // RFC 6455 §5.5: a control frame payload is at most 125 bytes, 2 of them the code.
 constexpr std::size_t kMaxCloseReasonBytes = 120;
 constexpr std::size_t kFileChunkBytes = 64 * 1024;
+// What a WebSocket session's read prepares while it waits for the next message: most
+// requests fit, and an idle connection holds no more (see WsSession::DoRead).
+constexpr std::size_t kIdleReadBytes = 256;
 // After accept() fails (e.g. out of file descriptors), wait before trying again rather
 // than spinning on the error.
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
@@ -479,7 +483,7 @@ class ConnectionHandle final : public Connection {
 
 class WsSession final : public SessionBase, public std::enable_shared_from_this<WsSession> {
  public:
-  WsSession(Server& server, TlsStream&& stream, ConnectionSlot slot, std::uint64_t id,
+  WsSession(Server& server, TlsSocket&& stream, ConnectionSlot slot, std::uint64_t id,
             std::string peer, net::any_io_executor executor, Clock::time_point opened_at)
       : server_(server),
         limits_(server.limits()),
@@ -579,12 +583,6 @@ class WsSession final : public SessionBase, public std::enable_shared_from_this<
   void DoAccept() {
     ws_.set_option(websocket::stream_base::timeout{
         limits_.handshake_timeout, limits_.websocket_idle_timeout, /*keep_alive_pings=*/true});
-    // No permessage-deflate: compressing attacker-influenced data costs memory and CPU and
-    // buys nothing on ciphertext.
-    websocket::permessage_deflate deflate;
-    deflate.server_enable = false;
-    deflate.client_enable = false;
-    ws_.set_option(deflate);
     ws_.read_message_max(limits_.max_frame_bytes);
     ws_.binary(true);
     ws_.async_accept(request_, beast::bind_front_handler(&WsSession::OnAccept, shared_from_this()));
@@ -618,10 +616,16 @@ class WsSession final : public SessionBase, public std::enable_shared_from_this<
       return;
     }
     read_pending_ = true;
-    ws_.async_read(buffer_, beast::bind_front_handler(&WsSession::OnRead, shared_from_this()));
+    // A message is read in parts. Beast prepares the buffer when a read starts, not when
+    // data arrives, so the read that waits for the next message asks for kIdleReadBytes only
+    // (Beast's own first size is 1536): that is all an idle connection holds. The rest of a
+    // message is read with Beast's sizing (limit 0).
+    const std::size_t limit = buffer_.size() == 0 ? kIdleReadBytes : 0;
+    ws_.async_read_some(buffer_, limit,
+                        beast::bind_front_handler(&WsSession::OnRead, shared_from_this()));
   }
 
-  void OnRead(error_code ec, std::size_t bytes) {
+  void OnRead(error_code ec, std::size_t) {
     read_pending_ = false;
     if (ec) {
       read_done_ = true;
@@ -641,26 +645,33 @@ class WsSession final : public SessionBase, public std::enable_shared_from_this<
       Finish();
       return;
     }
-    server_.metrics().frames_in.Increment();
-    server_.metrics().bytes_in.Increment(bytes);
     if (!ws_.got_binary()) {
-      buffer_.consume(buffer_.size());
+      // Refused at its first part: a text message is never read to its end.
+      server_.metrics().frames_in.Increment();
+      server_.metrics().bytes_in.Increment(buffer_.size());
+      ClearReadBuffer();
       end_reason_ = "text_frame";
       RequestClose(static_cast<std::uint16_t>(websocket::close_code::unknown_data),
                    "binary frames only");
       return;
     }
+    if (!ws_.is_message_done()) {
+      DoRead();
+      return;
+    }
+    server_.metrics().frames_in.Increment();
+    server_.metrics().bytes_in.Increment(buffer_.size());
     if (drain_requested_) {
       // Draining: a frame that arrives now is not handed to the service. The client resends
       // it after reconnecting (operations carry idempotent ids), so nothing is lost.
-      buffer_.consume(buffer_.size());
+      ClearReadBuffer();
       DoRead();
       return;
     }
     const auto data = buffer_.cdata();
     std::vector<std::uint8_t> frame(static_cast<const std::uint8_t*>(data.data()),
                                     static_cast<const std::uint8_t*>(data.data()) + data.size());
-    buffer_.consume(buffer_.size());
+    ClearReadBuffer();
     ++pending_frames_;
     PostServiceCall(
         "OnFrame",
@@ -669,6 +680,13 @@ class WsSession final : public SessionBase, public std::enable_shared_from_this<
         },
         /*frame_done=*/true);
     DoRead();
+  }
+
+  // A message has been taken out: empty the buffer, and free it if the message grew it
+  // past what the wait for the next message prepares (see DoRead).
+  void ClearReadBuffer() {
+    buffer_.consume(buffer_.size());
+    if (buffer_.capacity() > kIdleReadBytes) buffer_.shrink_to_fit();
   }
 
   void OnFrameDone() {
@@ -680,6 +698,10 @@ class WsSession final : public SessionBase, public std::enable_shared_from_this<
     MaybeCloseAfterFlush();
   }
 
+  // Frees the last frame sent (clear() would keep its capacity, up to max_frame_bytes, for
+  // as long as the connection stays idle). Requires: no write in flight, queue_mutex_ held.
+  void ReleaseInFlight() { in_flight_ = std::vector<std::uint8_t>(); }
+
   // Requires: no write in flight (called when one completes, or to start the first).
   void DoWrite() {
     bool idle = false;
@@ -689,7 +711,7 @@ class WsSession final : public SessionBase, public std::enable_shared_from_this<
         writing_ = false;
         queued_bytes_ = 0;
         queue_.clear();
-        in_flight_.clear();
+        ReleaseInFlight();
         idle = true;
       } else {
         in_flight_ = std::move(queue_.front());
@@ -710,7 +732,7 @@ class WsSession final : public SessionBase, public std::enable_shared_from_this<
     {
       std::lock_guard<std::mutex> lock(queue_mutex_);
       queued_bytes_ -= std::min(queued_bytes_, in_flight_.size());
-      in_flight_.clear();
+      ReleaseInFlight();
       if (ec) {
         write_failed_ = true;
         closing_ = true;
@@ -810,7 +832,7 @@ class WsSession final : public SessionBase, public std::enable_shared_from_this<
 
   void CloseSocket() {
     error_code ec;
-    auto& socket = beast::get_lowest_layer(ws_).socket();
+    auto& socket = beast::get_lowest_layer(ws_);
     socket.shutdown(tcp::socket::shutdown_both, ec);
     socket.close(ec);
   }
@@ -847,7 +869,8 @@ class WsSession final : public SessionBase, public std::enable_shared_from_this<
 
   // Write queue: shared with Enqueue on service threads.
   std::mutex queue_mutex_;
-  std::deque<std::vector<std::uint8_t>> queue_;
+  // A list, not a deque: an empty list allocates nothing, a deque keeps a 512-byte block.
+  std::list<std::vector<std::uint8_t>> queue_;
   std::vector<std::uint8_t> in_flight_;  // the frame being written, out of the queue
   std::size_t queued_bytes_ = 0;         // queue_ plus in_flight_
   bool writing_ = false;
@@ -888,7 +911,8 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
       : server_(server),
         limits_(server.limits()),
         executor_(socket.get_executor()),
-        stream_(std::move(socket), server.tls()),
+        stream_(std::move(socket), server.tls().native_handle()),
+        deadline_(executor_),
         worker_(net::make_strand(server.workers())),
         slot_(std::move(slot)),
         id_(id),
@@ -931,19 +955,33 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
  private:
   enum class State { kHandshake, kReading, kProcessing, kWriting, kClosing, kUpgraded, kClosed };
 
+  // Replaces the current deadline. The handler holds a weak reference: a pending deadline
+  // never keeps a finished session alive.
+  void SetDeadline(Clock::duration timeout) {
+    deadline_.expires_after(timeout);
+    deadline_.async_wait([weak = weak_from_this()](error_code ec) {
+      const std::shared_ptr<HttpSession> self = weak.lock();
+      // A deadline replaced after it fired but before this ran has a later expiry.
+      if (ec || !self || self->deadline_.expiry() > Clock::now()) return;
+      self->timed_out_ = true;
+      self->CloseSocket();
+    });
+  }
+
+  void ClearDeadline() { deadline_.expires_at(net::steady_timer::time_point::max()); }
+
   void DoHandshake() {
     // One deadline for the TLS handshake and the first request header (and so for the
     // WebSocket upgrade): a client that connects and stalls costs at most this long.
-    beast::get_lowest_layer(stream_).expires_after(limits_.handshake_timeout);
+    SetDeadline(limits_.handshake_timeout);
     stream_.async_handshake(
-        ssl::stream_base::server,
         beast::bind_front_handler(&HttpSession::OnHandshake, shared_from_this()));
   }
 
   void OnHandshake(error_code ec) {
     if (ec) {
       server_.metrics().tls_failures.Increment();
-      end_reason_ = ec == beast::error::timeout ? "handshake_timeout" : "tls_handshake_failed";
+      end_reason_ = timed_out_ ? "handshake_timeout" : "tls_handshake_failed";
       Log(LogLevel::kDebug, "tls_handshake_failed", {{"connection", id_}, {"error", ec.message()}});
       CloseSocket();
       return;
@@ -963,7 +1001,7 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     // header (body_limit) and is answered 413 before any of the body is read.
     parser_->body_limit(limits_.max_body_bytes);
     if (requests_ > 0) {
-      beast::get_lowest_layer(stream_).expires_after(limits_.http_request_timeout);
+      SetDeadline(limits_.http_request_timeout);
     }
     http::async_read_header(
         stream_, buffer_, *parser_,
@@ -978,7 +1016,7 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     if (parser_->is_done()) return HandleRequest();
     if (beast::iequals(request[http::field::expect], "100-continue")) {
       continue_.emplace(http::status::continue_, request.version());
-      beast::get_lowest_layer(stream_).expires_after(limits_.http_request_timeout);
+      SetDeadline(limits_.http_request_timeout);
       http::async_write(
           stream_, *continue_,
           beast::bind_front_handler(&HttpSession::OnContinueSent, shared_from_this()));
@@ -998,7 +1036,7 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
   }
 
   void DoReadBody() {
-    beast::get_lowest_layer(stream_).expires_after(limits_.http_body_timeout);
+    SetDeadline(limits_.http_body_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&HttpSession::OnReadBody, shared_from_this()));
   }
@@ -1031,7 +1069,7 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
       return SendTransportResponse(http::status::bad_request, version, "bad request\n",
                                    /*close=*/true);
     }
-    end_reason_ = ec == beast::error::timeout ? "read_timeout" : "read_error";
+    end_reason_ = timed_out_ ? "read_timeout" : "read_error";
     CloseSocket();
   }
 
@@ -1050,7 +1088,7 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     // The WebSocket's own timeouts take over from the TCP deadline. Bytes read past the
     // upgrade request are dropped: a client must wait for the 101 before sending frames
     // (RFC 6455 §4.1).
-    beast::get_lowest_layer(stream_).expires_never();
+    ClearDeadline();
     Request upgrade = parser_->release();
     parser_.reset();
     std::make_shared<WsSession>(server_, std::move(stream_), std::move(slot_), id_, peer_,
@@ -1062,7 +1100,7 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     state_ = State::kProcessing;
     ++requests_;
     // A service call may block on the store: no read deadline while it runs.
-    beast::get_lowest_layer(stream_).expires_never();
+    ClearDeadline();
     Request request = parser_->release();
     parser_.reset();
     const unsigned version = request.version();
@@ -1147,7 +1185,7 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
   void DoWrite(http::message_generator response) {
     if (state_ == State::kClosed) return;
     state_ = State::kWriting;
-    beast::get_lowest_layer(stream_).expires_after(limits_.http_write_timeout);
+    SetDeadline(limits_.http_write_timeout);
     beast::async_write(stream_, std::move(response),
                        beast::bind_front_handler(&HttpSession::OnWrite, shared_from_this()));
   }
@@ -1175,7 +1213,7 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
 
   void DoShutdown() {
     state_ = State::kClosing;
-    beast::get_lowest_layer(stream_).expires_after(limits_.close_timeout);
+    SetDeadline(limits_.close_timeout);
     stream_.async_shutdown(beast::bind_front_handler(&HttpSession::OnShutdown, shared_from_this()));
   }
 
@@ -1206,7 +1244,7 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
     if (state_ == State::kUpgraded) return;
     state_ = State::kClosed;
     error_code ec;
-    auto& socket = beast::get_lowest_layer(stream_).socket();
+    auto& socket = stream_.next_layer();
     socket.shutdown(tcp::socket::shutdown_both, ec);
     socket.close(ec);
   }
@@ -1214,7 +1252,11 @@ class HttpSession final : public SessionBase, public std::enable_shared_from_thi
   Server& server_;
   const TransportLimits& limits_;
   const net::any_io_executor executor_;  // kept apart: stream_ is moved out on upgrade
-  TlsStream stream_;
+  TlsSocket stream_;
+  // The deadline of the current step (TLS handshake and first header, request, body,
+  // write, shutdown): on expiry the socket is closed and what is pending fails.
+  net::steady_timer deadline_;
+  bool timed_out_ = false;
   WorkerStrand worker_;
   ConnectionSlot slot_;
   const std::uint64_t id_;

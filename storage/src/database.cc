@@ -240,11 +240,27 @@ Status CheckCipher(sqlite3* db) {
   return Ok();
 }
 
+// Page sizes. SQLCipher 3 keeps the page size nowhere it can read before decrypting (page 1
+// is encrypted whole), so every connection sets it right after keying, before anything is
+// read: with the wrong size the first read fails like a wrong key. Format 2 stores use
+// 4 KiB pages: a commit costs one AES-256-CBC encryption, one HMAC-SHA1 and one WAL frame
+// per page it dirties, and the part of that cost paid per page whatever its size (cipher
+// and HMAC set-up, the random IV, two writes) exceeds that of encrypting 1 KiB, so fewer,
+// larger pages write the same rows for less (docs/PERFORMANCE.md, decision 0012). Format 1
+// stores used SQLCipher 3's default of 1 KiB; no deployed store has that format, and this
+// code only recognises it to refuse it clearly.
+enum class PageSize { kFormat2, kFormat1 };
+
+const char* PageSizePragma(PageSize size) {
+  return size == PageSize::kFormat2 ? "PRAGMA cipher_page_size = 4096"
+                                    : "PRAGMA cipher_page_size = 1024";
+}
+
 // Opens a connection and keys it. `flags` never includes SQLITE_OPEN_CREATE: the store
 // file is either created beforehand by us (mode 0600) or must already exist, so opening a
 // wrong path can never leave a new empty file behind.
 Result<ConnectionHandle> OpenConnection(const std::filesystem::path& path, const SecretBytes& key,
-                                        int flags) {
+                                        int flags, PageSize page_size = PageSize::kFormat2) {
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
   // Owned at once: SQLite hands back a handle even when the open fails, and it must be
@@ -257,6 +273,8 @@ Result<ConnectionHandle> OpenConnection(const std::filesystem::path& path, const
   rc = sqlite3_key_v2(db.get(), "main", literal.data(), kRawKeyLiteralSize);
   if (rc != SQLITE_OK) return Fail(ErrorCode::kInternal, "SQLCipher refused to set the key");
   COFFRE_RETURN_IF_ERROR(CheckCipher(db.get()));
+  COFFRE_RETURN_IF_ERROR(
+      ExecFixed(db.get(), PageSizePragma(page_size), "database: cannot set the page size"));
   return db;
 }
 
@@ -296,7 +314,22 @@ Status VerifyStore(sqlite3* db) {
     return Fail(ErrorCode::kUnsupported, "store format is newer than this program");
   }
   if (store_format < 1) return Fail(ErrorCode::kCorrupt, "store format record is invalid");
+  if (store_format < kStoreFormatVersion) {
+    return Fail(ErrorCode::kUnsupported,
+                "store is in format 1 (1 KiB pages), which this program no longer opens");
+  }
   return Ok();
+}
+
+// Called when a store does not open with format 2's page size: tells a format 1 store
+// (right key, 1 KiB pages) from a wrong key, on a read-only connection so that nothing is
+// written either way. Always an error.
+Error ExplainUnopenedStore(const std::filesystem::path& path, const SecretBytes& key) {
+  auto legacy = OpenConnection(path, key, SQLITE_OPEN_READONLY, PageSize::kFormat1);
+  if (!legacy) return WrongPassphrase().error;
+  auto verified = VerifyStore(legacy->get());
+  if (!verified && verified.error().code() == ErrorCode::kUnsupported) return verified.error();
+  return WrongPassphrase().error;
 }
 
 // Per-connection settings, applied to every read-write connection before it writes.
@@ -332,7 +365,11 @@ Status ConfigureConnection(sqlite3* db) {
 Result<ConnectionHandle> OpenExisting(const std::filesystem::path& path, const SecretBytes& key) {
   {
     COFFRE_ASSIGN_OR_RETURN(auto probe, OpenConnection(path, key, SQLITE_OPEN_READONLY));
-    COFFRE_RETURN_IF_ERROR(VerifyStore(probe.get()));
+    auto verified = VerifyStore(probe.get());
+    if (!verified && verified.error().code() == ErrorCode::kWrongPassphrase) {
+      return ExplainUnopenedStore(path, key);
+    }
+    COFFRE_RETURN_IF_ERROR(verified);
   }
   COFFRE_ASSIGN_OR_RETURN(auto db, OpenConnection(path, key, SQLITE_OPEN_READWRITE));
   COFFRE_RETURN_IF_ERROR(VerifyStore(db.get()));
@@ -568,6 +605,12 @@ Result<std::int64_t> Database::UserVersion() {
   if (!has_row) return Fail(ErrorCode::kDatabase, "database: user_version returned no row");
   return statement.ColumnInt64(0);
 }
+
+std::int64_t Database::TotalChanges() {
+  return db_ ? std::int64_t{sqlite3_total_changes(db_.get())} : 0;
+}
+
+bool Database::InTransaction() { return db_ && sqlite3_get_autocommit(db_.get()) == 0; }
 
 Status Database::Migrate(std::span<const Migration> migrations) {
   int previous = 0;

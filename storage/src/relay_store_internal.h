@@ -33,8 +33,12 @@ struct RelayStoreStats {
   std::uint64_t writes = 0;              // write operations run inside a group, failed ones too
   std::uint64_t commits = 0;             // successful COMMITs (one fsync each)
   std::uint64_t failed_groups = 0;       // groups whose BEGIN or COMMIT failed
+  std::uint64_t redone_groups = 0;       // groups run again with savepoints (see RunGroup)
   std::uint64_t largest_group = 0;       // most writes in one group so far
   std::uint64_t commit_nanoseconds = 0;  // time spent in successful COMMITs (the fsyncs)
+  // CPU time of the writer thread running groups (BEGIN to COMMIT, then waking the group),
+  // which unlike commit_nanoseconds hardly depends on the disk.
+  std::uint64_t writer_cpu_nanoseconds = 0;
 };
 
 // OpenSqlCipherRelayStore with explicit options. kInvalidArgument if read_connections or

@@ -45,7 +45,9 @@ io_threads = 3
 session_token_lifetime_s = 3600
 [quotas]
 max_blob_bytes = 1000000
+max_device_storage_bytes = 5000000
 max_devices_per_user = 4
+max_stored_one_time_prekeys = 400
 [rate_limits]
 requests_per_second_per_device = 2.5
 auth_burst_per_address = 3
@@ -73,7 +75,9 @@ jurisdiction = "FR"
   EXPECT_EQ(config->limits.max_queued_bytes, kDefaultMaxQueuedBytes) << "unset keeps default";
   EXPECT_EQ(config->auth.session_token_lifetime, Seconds(3600));
   EXPECT_EQ(config->quotas.max_blob_bytes, 1000000u);
+  EXPECT_EQ(config->quotas.max_device_storage_bytes, 5000000u);
   EXPECT_EQ(config->quotas.max_devices_per_user, 4u);
+  EXPECT_EQ(config->quotas.max_stored_one_time_prekeys, 400u);
   EXPECT_DOUBLE_EQ(config->rate_limits.requests_per_second_per_device, 2.5);
   EXPECT_EQ(config->rate_limits.auth_burst_per_address, 3u);
   EXPECT_EQ(config->audit.origin, "relay.sdis13.example/log");
@@ -136,6 +140,20 @@ TEST(ConfigTest, ValidateNeedsDataDirAndBothTlsFiles) {
   EXPECT_TRUE(ValidateRelayConfig(config));
   config.listen = "nowhere";
   EXPECT_FALSE(ValidateRelayConfig(config));
+}
+
+TEST(ConfigTest, ValidateNeedsRoomForOnePreKeyUpload) {
+  RelayConfig config;
+  config.data_dir = "/tmp/x";
+  config.quotas.max_one_time_prekeys = 200;
+  config.quotas.max_stored_one_time_prekeys = 199;
+  std::string detail;
+  EXPECT_FALSE(ValidateRelayConfig(config, &detail));
+  EXPECT_EQ(
+      detail,
+      "config: quotas.max_stored_one_time_prekeys must hold one upload (max_one_time_prekeys)");
+  config.quotas.max_stored_one_time_prekeys = 200;
+  EXPECT_TRUE(ValidateRelayConfig(config));
 }
 
 TEST(ConfigTest, ParsesListenAddresses) {

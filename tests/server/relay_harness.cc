@@ -8,6 +8,7 @@
 #include "coffre/protocol/limits.h"
 #include "coffre/protocol/signed_objects.h"
 #include "coffre/protocol/validation.h"
+#include "coffre/storage/database.h"
 #include "coffre/storage/relay_store.h"
 #include "relay_factory.h"
 #include "relay_service.h"
@@ -48,6 +49,12 @@ TestRelay::TestRelay(std::filesystem::path data_dir, const std::function<void(Re
   if (tweak) tweak(config_);
 }
 
+TestRelay::TestRelay(const TestRelay& other, const std::function<void(RelayConfig&)>& tweak)
+    : config_(TestRelayConfig(other.config_.data_dir)),
+      operator_key_(crypto::SecretBytes::CopyOf(other.operator_key_.span())) {
+  if (tweak) tweak(config_);
+}
+
 TestRelay::~TestRelay() { Stop(); }
 
 bool TestRelay::Start() {
@@ -81,7 +88,9 @@ bool TestRelay::Start() {
   service_ = std::move(*service);
   metrics_ = std::make_unique<MetricsRegistry>();
   TransportOptions transport_options;
-  transport_options.listen = ListenAddress{"127.0.0.1", 0};
+  // Port 0 the first time; a restart takes the same port again, so that clients that
+  // stored the relay's address find it back.
+  transport_options.listen = ListenAddress{"127.0.0.1", port_};
   transport_options.certificate_pem = identity->certificate_pem;
   transport_options.private_key_pem = std::move(identity->private_key_pem);
   transport_options.limits = config_.limits;
@@ -108,6 +117,21 @@ void TestRelay::Stop() {
   transport_.reset();
   service_.reset();
   metrics_.reset();
+}
+
+bool TestRelay::EditStore(const std::function<void(storage::Database&)>& edit) {
+  if (transport_) {
+    ADD_FAILURE() << "EditStore needs the relay stopped";
+    return false;
+  }
+  auto database = storage::Database::OpenWithRawKey(config_.data_dir / kRelayStoreFile,
+                                                    operator_key_, /*create_if_missing=*/false);
+  if (!database) {
+    ADD_FAILURE() << "store: " << database.error().context();
+    return false;
+  }
+  edit(**database);
+  return true;
 }
 
 std::string TestRelay::Enrol(const std::string& org_id, bool admin) {

@@ -31,6 +31,10 @@
 #include "tls.h"
 #include "transport.h"
 
+namespace coffre::storage {
+class Database;
+}  // namespace coffre::storage
+
 namespace coffre::server::testing {
 
 namespace wire = coffre::wire::v1;
@@ -39,11 +43,14 @@ namespace wire = coffre::wire::v1;
 RelayConfig TestRelayConfig(const std::filesystem::path& data_dir);
 
 // A relay in-process. Start() and Stop() may alternate (a restart over the same data
-// directory, with the same operator key and TLS identity).
+// directory, with the same operator key, TLS identity and port).
 class TestRelay {
  public:
   explicit TestRelay(std::filesystem::path data_dir,
                      const std::function<void(RelayConfig&)>& tweak = {});
+  // Another relay process over `other`'s data directory: the same store (same operator
+  // key), blob files and TLS identity, as when several relays share one store.
+  TestRelay(const TestRelay& other, const std::function<void(RelayConfig&)>& tweak);
   ~TestRelay();
   TestRelay(const TestRelay&) = delete;
   TestRelay& operator=(const TestRelay&) = delete;
@@ -61,6 +68,12 @@ class TestRelay {
   const RelayConfig& config() const { return config_; }
   // Moves the service's wall clock forward (token and challenge expiry).
   void AdvanceClock(std::chrono::milliseconds by) { clock_offset_ms_ += by.count(); }
+
+  // Tests of a relay that lies: while the relay is stopped, runs `edit` on its store's
+  // SQLCipher database (opened with the operator key) as raw tables, for what the store's
+  // interface refuses to do (rewriting or dropping chain statements, swapping keys). False
+  // (with a test failure recorded) if the relay is running or the store does not open.
+  bool EditStore(const std::function<void(storage::Database&)>& edit);
 
   // `coffre-relay admin enrol` on this data directory; returns the printed code.
   std::string Enrol(const std::string& org_id, bool admin = false);

@@ -154,6 +154,51 @@ TEST_F(RelayItemsTest, ListItemsPagesInIdOrder) {
   EXPECT_FALSE(rest->items().more());
 }
 
+TEST_F(RelayItemsTest, ListItemsPagesThroughMoreItemsThanTheRelayReadsAtOnce) {
+  // More items than the relay reads from its store per page (32), so one reply spans pages.
+  std::vector<std::string> items;
+  for (int i = 0; i < 40; ++i) {
+    items.push_back(RandomId());
+    auto put = Client("bob").Call(
+        PutItem(ManifestBody(team_.team_id, items.back(), 1, 0, "bob", 1), bob_.device(1).key));
+    ASSERT_TRUE(put && put->has_item_accepted());
+  }
+  std::sort(items.begin(), items.end());
+  const auto ids = [](const wire::ItemList& list) {
+    std::vector<std::string> out;
+    for (const auto& item : list.items()) {
+      auto body = protocol::ParseItemManifestBody(item.manifest());
+      out.push_back(body ? body->item_id() : std::string());
+    }
+    return out;
+  };
+
+  auto all = Client("alice").Call(ListItemsRequest());
+  ASSERT_TRUE(all && all->has_items());
+  EXPECT_EQ(ids(all->items()), items);
+  EXPECT_FALSE(all->items().more());
+  auto exact = Client("alice").Call(ListItemsRequest({}, 40));
+  ASSERT_TRUE(exact && exact->has_items());
+  EXPECT_EQ(exact->items().items_size(), 40);
+  EXPECT_FALSE(exact->items().more());
+
+  std::vector<std::string> paged;
+  std::string after;
+  for (int request = 0; request < 10; ++request) {
+    auto page = Client("dave").Call(ListItemsRequest(after, 33));
+    ASSERT_TRUE(page && page->has_items());
+    for (const std::string& id : ids(page->items())) paged.push_back(id);
+    if (!page->items().more()) break;
+    after = paged.back();
+  }
+  EXPECT_EQ(paged, items);
+  // A cursor after the last item: an empty page.
+  auto past = Client("alice").Call(ListItemsRequest(items.back()));
+  ASSERT_TRUE(past && past->has_items());
+  EXPECT_EQ(past->items().items_size(), 0);
+  EXPECT_FALSE(past->items().more());
+}
+
 TEST_F(RelayItemsTest, NonMemberCannotReadItemsOrBlobs) {
   const std::string item = RandomId();
   ASSERT_TRUE(
@@ -373,7 +418,7 @@ TEST_F(RelayItemsTest, BlobLimitsGiveTheirCodes) {
   EXPECT_EQ(ErrorOf(Client("bob").Call(CreateBlobRequest(RandomId(), 600))),
             wire::ERROR_CODE_QUOTA_EXCEEDED);
   ASSERT_TRUE(Client("bob").Call(CreateBlobRequest(RandomId(), 500))->has_blob());
-  // The usage is rebuilt from the data directory after a restart.
+  // The usage is read from the store, so a restart changes nothing.
   clients_.clear();
   relay_->Stop();
   ASSERT_TRUE(relay_->Start());
@@ -381,6 +426,49 @@ TEST_F(RelayItemsTest, BlobLimitsGiveTheirCodes) {
   ASSERT_NE(bob, nullptr);
   ASSERT_FALSE(bob->Login("bob", bob_.device(1), relay_->relay_identity()).empty());
   EXPECT_EQ(ErrorOf(bob->Call(CreateBlobRequest(RandomId(), 1))), wire::ERROR_CODE_QUOTA_EXCEEDED);
+}
+
+TEST_F(RelayItemsTest, DeviceStorageQuotaCountsTheBlobsOfThatDeviceInEveryTeam) {
+  Start([](RelayConfig& config) {
+    config.quotas.max_team_storage_bytes = 1500;
+    config.quotas.max_device_storage_bytes = 1000;
+  });
+  ASSERT_TRUE(Client("bob").Call(CreateBlobRequest(RandomId(), 600))->has_blob());
+  auto refused = Client("bob").Call(CreateBlobRequest(RandomId(), 401));
+  ASSERT_EQ(ErrorOf(refused), wire::ERROR_CODE_QUOTA_EXCEEDED);
+  EXPECT_EQ(refused->error().message(), "device storage quota exceeded");
+  // Another device still has room in the same team, up to the team's quota.
+  ASSERT_TRUE(Client("alice").Call(CreateBlobRequest(RandomId(), 800))->has_blob());
+  auto team_full = Client("alice").Call(CreateBlobRequest(RandomId(), 101));
+  ASSERT_EQ(ErrorOf(team_full), wire::ERROR_CODE_QUOTA_EXCEEDED);
+  EXPECT_EQ(team_full->error().message(), "team storage quota exceeded");
+
+  // Bob's blobs of the first team count in a second team too.
+  TeamSetup other = CreateTeam(Client("alice"), alice_, {{"bob", wire::ROLE_MEMBER}});
+  wire::Request in_other = CreateBlobRequest(RandomId(), 401);
+  in_other.mutable_create_blob()->set_team_id(other.team_id);
+  EXPECT_EQ(ErrorOf(Client("bob").Call(in_other)), wire::ERROR_CODE_QUOTA_EXCEEDED);
+  in_other.mutable_create_blob()->set_size(400);
+  EXPECT_TRUE(Client("bob").Call(in_other)->has_blob());
+}
+
+TEST_F(RelayItemsTest, TeamStorageQuotaHoldsAcrossRelaysSharingOneStore) {
+  const auto quota = [](RelayConfig& config) { config.quotas.max_team_storage_bytes = 1000; };
+  Start(quota);
+  TestRelay second(*relay_, quota);
+  ASSERT_TRUE(second.Start());
+  auto alice_there = RelayClient::Connect(second.port());
+  ASSERT_NE(alice_there, nullptr);
+  ASSERT_FALSE(alice_there->Login("alice", alice_.device(1), second.relay_identity()).empty());
+  ASSERT_TRUE(Client("bob").Call(CreateBlobRequest(RandomId(), 600))->has_blob());
+  // The second relay counts the blob the first one created, and the other way round.
+  EXPECT_EQ(ErrorOf(alice_there->Call(CreateBlobRequest(RandomId(), 401))),
+            wire::ERROR_CODE_QUOTA_EXCEEDED);
+  ASSERT_TRUE(alice_there->Call(CreateBlobRequest(RandomId(), 400))->has_blob());
+  EXPECT_EQ(ErrorOf(Client("bob").Call(CreateBlobRequest(RandomId(), 1))),
+            wire::ERROR_CODE_QUOTA_EXCEEDED);
+  alice_there.reset();
+  second.Stop();
 }
 
 }  // namespace

@@ -250,6 +250,89 @@ TEST_F(RelayMailboxTest, FullMailboxGivesQuotaExceededUntilAcknowledged) {
             1);
 }
 
+TEST_F(RelayMailboxTest, FullMailboxByBytesRefusesTheWholeSendUntilAcknowledged) {
+  Start([](RelayConfig& config) { config.quotas.max_mailbox_bytes = 10; });
+  const std::uint64_t first = Send("12345");
+  // One recipient without room: nothing is stored for the other either.
+  wire::Request both = SendTo("alice", 1, "for alice");
+  *both.mutable_send_envelopes()->add_envelopes() =
+      SendTo("bob", 1, "123456").send_envelopes().envelopes(0);
+  EXPECT_EQ(ErrorOf(alice_client_->Call(both)), wire::ERROR_CODE_QUOTA_EXCEEDED);
+  auto own = alice_client_->Call(FetchMailbox());
+  ASSERT_TRUE(own && own->has_envelopes());
+  EXPECT_EQ(own->envelopes().envelopes_size(), 0);
+  Send("67890");  // exactly full
+
+  auto bob = BobOnline();
+  ASSERT_NE(bob, nullptr);
+  ASSERT_TRUE(bob->Call(Ack({first}))->has_ok());
+  Send("abcde");
+  EXPECT_EQ(ErrorOf(alice_client_->Call(SendTo("bob", 1, "x"))), wire::ERROR_CODE_QUOTA_EXCEEDED);
+}
+
+TEST_F(RelayMailboxTest, MailboxQuotaHoldsAcrossRelaysSharingOneStore) {
+  const auto quota = [](RelayConfig& config) { config.quotas.max_mailbox_messages = 2; };
+  Start(quota);
+  TestRelay second(*relay_, quota);
+  ASSERT_TRUE(second.Start());
+  auto alice_there = RelayClient::Connect(second.port());
+  ASSERT_NE(alice_there, nullptr);
+  ASSERT_FALSE(alice_there->Login("alice", alice_.device(1), second.relay_identity()).empty());
+
+  const std::uint64_t first = Send("through the first relay");
+  auto sent = alice_there->Call(SendTo("bob", 1, "through the second relay"));
+  ASSERT_TRUE(sent && sent->has_send_result());
+  // The first relay counts what the second one queued.
+  EXPECT_EQ(ErrorOf(alice_client_->Call(SendTo("bob", 1, "one too many"))),
+            wire::ERROR_CODE_QUOTA_EXCEEDED);
+
+  // An acknowledgement through the second relay frees room on the first.
+  auto bob = RelayClient::Connect(second.port());
+  ASSERT_NE(bob, nullptr);
+  ASSERT_FALSE(bob->Login("bob", bob_.device(1), second.relay_identity()).empty());
+  ASSERT_TRUE(bob->Call(Ack({first}))->has_ok());
+  Send("room again");
+  alice_there.reset();
+  bob.reset();
+  second.Stop();
+}
+
+TEST_F(RelayMailboxTest, StoredOneTimePreKeysAreBoundedPerDevice) {
+  Start([](RelayConfig& config) {
+    config.quotas.max_one_time_prekeys = 10;
+    config.quotas.max_stored_one_time_prekeys = 15;
+  });
+  auto bob = BobOnline();
+  ASSERT_NE(bob, nullptr);
+  std::uint32_t next_id = 1;
+  const auto upload = [&](std::uint32_t count) {
+    wire::Request request;
+    wire::UploadPreKeys* keys = request.mutable_upload_pre_keys();
+    keys->set_registration_id(4242);
+    std::string public_key(33, '\x22');
+    public_key[0] = 0x05;
+    keys->mutable_signed_pre_key()->set_id(1);
+    keys->mutable_signed_pre_key()->set_public_key(public_key);
+    keys->mutable_signed_pre_key()->set_signature(std::string(64, '\x33'));
+    for (std::uint32_t i = 0; i < count; ++i) {
+      wire::OneTimePreKey* key = keys->add_one_time_pre_keys();
+      key->set_id(next_id++);
+      key->set_public_key(public_key);
+    }
+    return bob->Call(request);
+  };
+  ASSERT_TRUE(upload(10)->has_ok());
+  EXPECT_EQ(ErrorOf(upload(6)), wire::ERROR_CODE_QUOTA_EXCEEDED);
+  ASSERT_TRUE(upload(5)->has_ok());
+  EXPECT_EQ(ErrorOf(upload(1)), wire::ERROR_CODE_QUOTA_EXCEEDED);
+  // A bundle fetch takes one key: room for one more.
+  wire::Request fetch;
+  fetch.mutable_fetch_pre_key_bundle()->set_user_id("bob");
+  fetch.mutable_fetch_pre_key_bundle()->set_device_id(1);
+  ASSERT_TRUE(alice_client_->Call(fetch)->has_pre_key_bundle());
+  EXPECT_TRUE(upload(1)->has_ok());
+}
+
 TEST_F(RelayMailboxTest, PreKeyBundlesHandOutEachOneTimeKeyOnceAndWarnWhenLow) {
   auto bob = BobOnline();
   ASSERT_NE(bob, nullptr);

@@ -1,5 +1,5 @@
 // The relay service's small parts on their own: HTTP parsing of blob paths, ranges and
-// tokens, blob files on disk, token buckets and mailbox accounting.
+// tokens, blob files on disk, token buckets.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -118,36 +118,6 @@ TEST(TokenBucketTest, TakesRefillsAndSaysHowLongToWait) {
   // Debt: a cost above the burst passes once a token is there, then the bucket waits.
   EXPECT_EQ(bucket.TakeWithDebt(10, 10'000), 0u);
   EXPECT_GT(bucket.TakeWithDebt(1, 10'000), 0u);
-}
-
-TEST(MailboxQuotaTest, CountsQueuedEnvelopesOnceAndForgetsAcknowledgedOnes) {
-  int loads = 0;
-  MailboxQuota quota(
-      [&](std::string_view, std::uint32_t, std::uint64_t after,
-          std::uint32_t) -> Result<std::vector<std::pair<std::uint64_t, std::uint64_t>>> {
-        ++loads;
-        if (after == 0)
-          return std::vector<std::pair<std::uint64_t, std::uint64_t>>{{1, 10}, {2, 20}};
-        return std::vector<std::pair<std::uint64_t, std::uint64_t>>{};
-      });
-  auto usage = quota.Usage("bob", 1);
-  ASSERT_TRUE(usage.has_value());
-  EXPECT_EQ(usage->count, 2u);
-  EXPECT_EQ(usage->bytes, 30u);
-  const std::vector<std::pair<std::uint64_t, std::uint64_t>> sent{{3, 5}, {2, 20}};
-  quota.RecordQueued("bob", 1, sent);  // 2 is a retry of a queued one
-  EXPECT_EQ(quota.Usage("bob", 1)->count, 3u);
-  const std::vector<std::uint64_t> acked{1, 3, 99};
-  quota.RecordAcked("bob", 1, acked);
-  EXPECT_EQ(quota.Usage("bob", 1)->count, 1u);
-  EXPECT_EQ(quota.Usage("bob", 1)->bytes, 20u);
-  const std::vector<std::pair<std::uint64_t, std::uint64_t>> retry{{1, 10}};
-  quota.RecordQueued("bob", 1, retry);  // a retry of an acknowledged one
-  EXPECT_EQ(quota.Usage("bob", 1)->count, 1u);
-  EXPECT_EQ(loads, 1);
-  quota.Forget("bob", 1);
-  EXPECT_EQ(quota.Usage("bob", 1)->count, 2u);
-  EXPECT_EQ(loads, 2);
 }
 
 TEST(HexTest, RoundTripsAndRefusesBadInput) {

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -491,23 +492,31 @@ TEST_F(DatabaseTest, SqlcipherProgramReadsTheStoreOnlyWithTheRightRawKey) {
   const auto key = DeriveRawKey(kPassphrase);
   ASSERT_EQ(key.size(), kRawKeySize);
   // A test key for a throwaway store, so a plain std::string is acceptable here.
-  const std::string right = RunSqlcipher(
-      path_, output, "PRAGMA key = \"x'" + Hex(key.span()) + "'\";\nSELECT note FROM canary;\n");
+  // Store format 2: the page size is not readable from the encrypted file and must follow
+  // the key.
+  const auto query = [](std::span<const std::uint8_t> raw_key) {
+    return "PRAGMA key = \"x'" + Hex(raw_key) +
+           "'\";\nPRAGMA cipher_page_size = 4096;\nSELECT note FROM canary;\n";
+  };
+  const std::string right = RunSqlcipher(path_, output, query(key.span()));
   EXPECT_NE(right.find(kCanary), std::string::npos) << right;
+
+  // The right key with SQLCipher 3's default page size fails like a wrong key.
+  const std::string default_page_size = RunSqlcipher(
+      path_, output, "PRAGMA key = \"x'" + Hex(key.span()) + "'\";\nSELECT note FROM canary;\n");
+  EXPECT_EQ(default_page_size.find(kCanary), std::string::npos) << default_page_size;
+  EXPECT_NE(default_page_size.find("file is encrypted or is not a database"), std::string::npos)
+      << default_page_size;
 
   auto wrong_key = key.Clone();
   wrong_key.data()[0] ^= 0x01;
-  const std::string wrong = RunSqlcipher(
-      path_, output,
-      "PRAGMA key = \"x'" + Hex(wrong_key.span()) + "'\";\nSELECT note FROM canary;\n");
+  const std::string wrong = RunSqlcipher(path_, output, query(wrong_key.span()));
   EXPECT_EQ(wrong.find(kCanary), std::string::npos) << wrong;
   EXPECT_NE(wrong.find("file is encrypted or is not a database"), std::string::npos) << wrong;
 
   // The key derived with the wrong passphrase fails the same way.
   const std::string wrong_passphrase =
-      RunSqlcipher(path_, output,
-                   "PRAGMA key = \"x'" + Hex(DeriveRawKey(kOtherPassphrase).span()) +
-                       "'\";\nSELECT note FROM canary;\n");
+      RunSqlcipher(path_, output, query(DeriveRawKey(kOtherPassphrase).span()));
   EXPECT_NE(wrong_passphrase.find("file is encrypted or is not a database"), std::string::npos);
   EXPECT_NE(OpenStore(), nullptr);
 }
@@ -550,6 +559,7 @@ TEST_F(DatabaseTest, ConnectionSettingsAreApplied) {
   EXPECT_EQ(pragma("PRAGMA foreign_keys"), "1");
   EXPECT_EQ(pragma("PRAGMA secure_delete"), "1");
   EXPECT_EQ(pragma("PRAGMA busy_timeout"), std::to_string(kBusyTimeoutMs));
+  EXPECT_EQ(pragma("PRAGMA page_size"), "4096");  // store format 2
 }
 
 TEST_F(DatabaseTest, StoreRecordsItsSqlcipherMajorAndFormat) {
@@ -574,6 +584,48 @@ TEST_F(DatabaseTest, StoreInANewerFormatIsRefused) {
   auto db = Database::Open(path_, AsBytes(kPassphrase));
   ASSERT_FALSE(db.has_value());
   EXPECT_EQ(db.error().code(), ErrorCode::kUnsupported);
+}
+
+TEST_F(DatabaseTest, StoreInFormatOneIsRefusedAsUnsupportedAndLeftUnchanged) {
+  // A format 1 store as this code wrote it before format 2: SQLCipher 3's default 1 KiB
+  // pages, made here through the SQLite API with a raw key.
+  const auto key = crypto::RandomSecret(kRawKeySize);
+  {
+    sqlite3* raw = nullptr;
+    const int rc =
+        sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+    std::unique_ptr<sqlite3, decltype(&sqlite3_close_v2)> legacy(raw, &sqlite3_close_v2);
+    ASSERT_EQ(rc, SQLITE_OK);
+    // A test key for a throwaway store, so a plain std::string is acceptable here.
+    const std::string setup = "PRAGMA key = \"x'" + Hex(key.span()) +
+                              "'\";"
+                              "PRAGMA cipher_page_size = 1024;"
+                              "PRAGMA journal_mode = WAL;"
+                              "CREATE TABLE coffre_store_format (id INTEGER PRIMARY KEY,"
+                              " sqlcipher_major INTEGER NOT NULL, format INTEGER NOT NULL);"
+                              "INSERT INTO coffre_store_format VALUES (1, 3, 1);";
+    ASSERT_EQ(sqlite3_exec(legacy.get(), setup.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  }
+  const auto before = Snapshot(path_);
+  for (const bool create : {false, true}) {
+    auto db = Database::OpenWithRawKey(path_, key, create);
+    ASSERT_FALSE(db.has_value());
+    EXPECT_EQ(db.error().code(), ErrorCode::kUnsupported);
+    EXPECT_NE(db.error().context().find("format 1"), std::string_view::npos)
+        << db.error().context();
+  }
+  // Another key still reads as a wrong key, not as an old store.
+  auto wrong = Database::OpenWithRawKey(path_, crypto::RandomSecret(kRawKeySize), false);
+  ASSERT_FALSE(wrong.has_value());
+  EXPECT_EQ(wrong.error().code(), ErrorCode::kWrongPassphrase);
+  // Nothing was written. Reading the format record on a read-only connection may leave an
+  // empty PATH-wal behind (SQLite creates it to read a WAL-mode file), which holds nothing.
+  auto after = Snapshot(path_);
+  if (!before.at("-wal").has_value() && after.at("-wal").has_value()) {
+    EXPECT_TRUE(after.at("-wal")->empty());
+    after["-wal"].reset();
+  }
+  EXPECT_EQ(after, before);
 }
 
 TEST_F(DatabaseTest, RawKeyStoreReopensWithItsKeyOnly) {

@@ -12,11 +12,13 @@
 // SQLCipher's own PBKDF2-SHA1 is never used (DESIGN.md, Local store; PITFALLS §4). The relay
 // keys its store with an operator key instead and has no header (OpenWithRawKey).
 //
-// Store format: the table coffre_store_format holds (sqlcipher_major = 3, format = 1).
-// Every store written by this code is in SQLCipher 3 format; a build on SQLCipher 4 must
-// open it with `PRAGMA cipher_compatibility = 3` (PITFALLS §6). This code refuses to run on
-// a SQLCipher whose major version is not 3, and refuses a store whose format is newer than
-// it knows. PRAGMA user_version is left to the schema migrations (Migrate).
+// Store format: the table coffre_store_format holds (sqlcipher_major = 3, format = 2).
+// Every store written by this code is in SQLCipher 3 format with 4096-byte pages (format 2;
+// format 1 had SQLCipher 3's default of 1024, see decision 0012). A build on SQLCipher 4
+// must open it with `PRAGMA cipher_compatibility = 3` and then `PRAGMA cipher_page_size =
+// 4096` (PITFALLS §6). This code refuses to run on a SQLCipher whose major version is not
+// 3, and refuses a store whose format is newer or older than its own. PRAGMA user_version
+// is left to the schema migrations (Migrate).
 //
 // Threading: a Database, and every Statement and Transaction made from it, is used by one
 // thread at a time. It holds no lock of its own: callers that share one across threads
@@ -45,7 +47,7 @@ inline constexpr std::size_t kRawKeySize = 32;
 inline constexpr int kBusyTimeoutMs = 5000;
 // The layout of our own tables that hold the store's identity (coffre_store_format). Not
 // the application schema, which Migrate versions through user_version.
-inline constexpr std::int64_t kStoreFormatVersion = 1;
+inline constexpr std::int64_t kStoreFormatVersion = 2;
 inline constexpr std::int64_t kSqlcipherMajorVersion = 3;
 
 // One schema step. `sql` is fixed DDL/DML (one or more statements, no BEGIN/COMMIT of its
@@ -73,7 +75,8 @@ class Database {
   // SQLite file, random bytes, an empty file). A failed attempt writes nothing: the key is
   // first checked on a read-only connection, so the database file, its WAL and the header
   // stay byte-identical (SQLite may create or refresh PATH-shm, which holds no data).
-  // Fails with kUnsupported for a store in a newer format. Takes the pending header
+  // Fails with kUnsupported for a store in a newer format, or in format 1 (see above: no
+  // store of that format was ever deployed, so none is converted). Takes the pending header
   // (PATH.kdf.new) into account after a crash during ChangePassphrase.
   static Result<std::unique_ptr<Database>> Open(const std::filesystem::path& path,
                                                 std::span<const std::uint8_t> passphrase);
@@ -131,6 +134,17 @@ class Database {
 
   // PRAGMA user_version: the schema version reached by Migrate (0 for a new store).
   Result<std::int64_t> UserVersion();
+
+  // sqlite3_total_changes: rows inserted, updated or deleted by the statements that have
+  // completed on this connection (a statement that failed counts none: SQLite undoes it).
+  // Only meaningful compared for equality around a piece of work (the count may wrap); 0
+  // once the connection is closed.
+  std::int64_t TotalChanges();
+
+  // Whether a transaction is open on this connection. False after SQLite rolled one back by
+  // itself (it does after SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM) and once the connection
+  // is closed.
+  bool InTransaction();
 
   const std::filesystem::path& path() const { return path_; }
 

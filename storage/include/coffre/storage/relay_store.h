@@ -106,6 +106,18 @@ struct EnvelopeRecord {
   std::int64_t received_ms = 0;
 };
 
+// What a device's mailbox holds: its unacknowledged envelopes.
+struct MailboxUsageRecord {
+  std::uint64_t count = 0;
+  std::uint64_t bytes = 0;  // sum of their ciphertext sizes
+};
+
+// One device, as named in a batch request.
+struct DeviceAddress {
+  std::string user_id;
+  std::uint32_t device_id = 0;
+};
+
 struct ChainHead {
   std::uint64_t sequence = 0;  // of the last statement
   Bytes hash;                  // of the last statement
@@ -133,6 +145,13 @@ struct BlobRecord {
   bool complete = false;
   std::string uploader_user_id;
   std::uint32_t uploader_device_id = 0;
+};
+
+// Blobs of a team, or blobs created by one device (all teams).
+struct BlobUsageRecord {
+  std::uint64_t blobs = 0;
+  std::uint64_t size_bytes = 0;      // sum of declared sizes (what a quota reserves)
+  std::uint64_t received_bytes = 0;  // sum of bytes received so far
 };
 
 struct RelayCounts {
@@ -197,6 +216,9 @@ class RelayStore {
   // the device is unknown, revoked, or has no signed prekey yet.
   virtual Result<PreKeyBundleRecord> TakePreKeyBundle(std::string_view user_id,
                                                         std::uint32_t device_id) = 0;
+  // How many one-time prekeys the device has stored (0 for an unknown or revoked device).
+  virtual Result<std::uint64_t> OneTimePreKeyCount(std::string_view user_id,
+                                                   std::uint32_t device_id) = 0;
 
   // --- Mailboxes -------------------------------------------------------------------------
   // Stores the envelopes durably, all or none, and returns their sequence numbers in input
@@ -217,6 +239,17 @@ class RelayStore {
   // returns how many existed. Their client ids are still remembered (see above).
   virtual Result<std::uint64_t> AckEnvelopes(std::string_view user_id, std::uint32_t device_id,
                                              std::span<const std::uint64_t> sequences) = 0;
+  // Count and ciphertext bytes of the device's unacknowledged envelopes (zero for an
+  // unknown or revoked device: revocation deletes its mailbox). The cost grows with the
+  // number of envelopes queued for the device.
+  virtual Result<MailboxUsageRecord> MailboxUsage(std::string_view user_id,
+                                                  std::uint32_t device_id) = 0;
+  // For each device of `devices`, in the same order: nullopt if it is unknown or revoked,
+  // else its MailboxUsage. All read in one read transaction (one snapshot) on one read
+  // connection, so a sender's checks of many recipients cost one read, not one per
+  // recipient. A device listed twice is answered twice.
+  virtual Result<std::vector<std::optional<MailboxUsageRecord>>> ActiveMailboxUsage(
+      std::span<const DeviceAddress> devices) = 0;
 
   // --- Team chains -----------------------------------------------------------------------
   virtual Result<std::optional<ChainHead>> GetChainHead(ByteView team_id) = 0;
@@ -247,8 +280,11 @@ class RelayStore {
   // version 0 = current.
   virtual Result<std::optional<ItemRecord>> GetItem(ByteView team_id, ByteView item_id,
                                                     std::uint64_t version) = 0;
-  // The current version of every item of the team.
-  virtual Result<std::vector<ItemRecord>> ListItems(ByteView team_id) = 0;
+  // The current version of the team's items whose id is after `after_item_id` (empty: from
+  // the first), in item id order (bytewise), at most `limit`. To page, pass the last id
+  // received. kInvalidArgument if `after_item_id` is neither empty nor 16 bytes.
+  virtual Result<std::vector<ItemRecord>> ListItems(ByteView team_id, ByteView after_item_id,
+                                                    std::uint32_t limit) = 0;
 
   // --- Blobs (metadata; the bytes are files managed by the relay) -------------------------
   // kAlreadyExists if the blob id exists in the team; kInvalidArgument as for
@@ -259,6 +295,12 @@ class RelayStore {
   // `complete` is set with received != size.
   virtual Status UpdateBlobProgress(ByteView team_id, ByteView blob_id, std::uint64_t received,
                                     bool complete) = 0;
+  // Sums over the team's blobs, complete or not.
+  virtual Result<BlobUsageRecord> TeamBlobUsage(ByteView team_id) = 0;
+  // Sums over the blobs the device created, in every team. Reads every blob row (the store
+  // has no index on the uploader): meant for the rare blob creation, not for hot paths.
+  virtual Result<BlobUsageRecord> DeviceBlobUsage(std::string_view user_id,
+                                                  std::uint32_t device_id) = 0;
 
   // --- Operations ------------------------------------------------------------------------
   virtual Result<RelayCounts> Counts() = 0;
