@@ -6,7 +6,7 @@ CMAKE_FLAGS ?=
 .PHONY: demo test deps configure build bench clean sanitize
 
 demo: build
-	$(BUILD)/client/coffre-demo
+	scripts/demo $(BUILD)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 900

@@ -386,7 +386,11 @@ Status ValidateChainStatementBody(const v1::ChainStatementBody& body) {
 namespace {
 
 bool IsValidItemKind(std::string_view kind) {
-  if (kind == "document" || kind == "note") return true;
+  // The client's kinds (docs/protocol.md, "Item kinds"): the relay sees only which is which.
+  if (kind == "document" || kind == "note" || kind == "channel" || kind == "post" ||
+      kind == "key-history") {
+    return true;
+  }
   constexpr std::string_view kRecordPrefix = "record:";
   if (!kind.starts_with(kRecordPrefix)) return false;
   return IsTokenOf(kind.substr(kRecordPrefix.size()), kMaxItemKindLength - kRecordPrefix.size(),
@@ -411,8 +415,11 @@ Status ValidateItemManifestBody(const v1::ItemManifestBody& body) {
     COFFRE_RETURN_IF_ERROR(ValidateExactSize(body.blob_hash(), kHashSize, Failure::kInvalidHash));
   }
   COFFRE_RETURN_IF_ERROR(Check(body.key_generation() >= 1, Failure::kInvalidKeyGeneration));
+  // A wrapped key goes with a blob (its content key); items held whole in their encrypted
+  // metadata (channels, posts, key history) carry none.
   COFFRE_RETURN_IF_ERROR(
-      Check(!body.wrapped_key().empty() && body.wrapped_key().size() <= kMaxWrappedKey,
+      Check(body.wrapped_key().size() <= kMaxWrappedKey &&
+                (body.blob_id().empty() || !body.wrapped_key().empty()),
             Failure::kInvalidWrappedKey));
   COFFRE_RETURN_IF_ERROR(
       Check(body.encrypted_metadata().size() <= kMaxItemMetadata, Failure::kMetadataTooLarge));

@@ -1,0 +1,974 @@
+// coffre: the command line of libcoffre-client.
+//
+//   coffre [--profile DIR] [--passphrase-file FILE] COMMAND ...
+//   coffre init --relay https://HOST:PORT [--relay-fingerprint SHA256] --enrol CODE
+//               --user LOGIN --name "Full Name"
+//   coffre team create|add|remove|role|rotate|show|list ...
+//   coffre channel create TEAM CHANNEL
+//   coffre post TEAM/CHANNEL TEXT [--reply-to POST]
+//   coffre read TEAM/CHANNEL [--thread POST] [--since WHEN] | coffre read @USER
+//   coffre send USER TEXT
+//   coffre doc put|get|list|versions ...
+//   coffre sync | coffre watch
+//   coffre device list|revoke|link ...
+//   coffre verify USER [--confirm]
+//
+// Every argument is checked before the passphrase is asked for, so a typing mistake costs
+// no prompt. stdout carries what the command produced (plain lines, or one JSON document
+// with --json); stderr carries the one error line, notices and the progress bar. Exit
+// codes: cli/errors.h. Passphrase sources and their precedence: cli/passphrase.h.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "cli/args.h"
+#include "cli/errors.h"
+#include "cli/output.h"
+#include "cli/passphrase.h"
+#include "coffre/client/client.h"
+#include "coffre/client/relay_address.h"
+#include "coffre/crypto/secret_bytes.h"
+
+namespace coffre::cli {
+namespace {
+
+constexpr std::size_t kMaxDisplayNameLength = 128;
+
+// Set by SIGINT and SIGTERM while `coffre watch` runs.
+std::atomic<bool> g_stop_requested{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+extern "C" void RequestStop(int) { g_stop_requested.store(true); }
+
+void PrintLine(std::FILE* stream, const std::string& line) {
+  std::fputs(line.c_str(), stream);
+  std::fputc('\n', stream);
+}
+
+// Prints the error line and returns `exit_code`.
+int Fail(int exit_code, std::string_view what, std::string_view reason,
+         std::string_view argument = {}) {
+  std::fflush(stdout);
+  PrintLine(stderr, ErrorLine(what, reason, argument));
+  return exit_code;
+}
+
+int Usage(std::string_view what, const Error& error, std::string_view argument = {}) {
+  return Fail(kExitUsage, what, error.context(), argument);
+}
+
+int Failed(std::string_view what, const Error& error, std::string_view argument = {}) {
+  return Fail(ExitCodeFor(error.code()), what, error.context(), argument);
+}
+
+std::uint64_t NowMs() {
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(now).count());
+}
+
+void Print(const std::string& text) { std::fputs(text.c_str(), stdout); }
+
+std::optional<std::string_view> OptionalView(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  return std::string_view(text);
+}
+
+// Every value the command line can carry. Only one command runs, so commands share them.
+struct Args {
+  std::string profile;
+  std::string passphrase_file;
+  bool json = false;
+
+  std::string relay;
+  std::string relay_fingerprint;
+  std::string enrol;
+  std::string user;
+  std::string name;
+  std::string link;
+
+  std::string team;
+  std::string channel;
+  std::string role;
+  std::string target;
+  std::string text;
+  std::string reply_to;
+  std::string thread;
+  std::string since;
+
+  std::string file;
+  std::string document_name;
+  std::string replace;
+  std::string document;
+  std::string output;
+  std::string version;
+
+  std::string device;
+  bool confirm = false;
+};
+
+// What every command needs besides its own arguments: where the profile is and the
+// passphrase sources.
+class Session {
+ public:
+  Session(const Args& args, std::optional<crypto::SecretBytes> environment_passphrase)
+      : args_(args), environment_passphrase_(std::move(environment_passphrase)) {}
+
+  // The profile folder, or nullopt after printing a usage error.
+  std::optional<std::filesystem::path> ProfileDir(std::string_view what, int& exit_code) const {
+    auto dir = ResolveProfileDir(args_.profile, std::getenv("COFFRE_PROFILE"),
+                                 std::getenv("XDG_DATA_HOME"), std::getenv("HOME"));
+    if (!dir) {
+      exit_code = Usage(what, dir.error());
+      return std::nullopt;
+    }
+    return std::move(*dir);
+  }
+
+  // The passphrase, or nullopt after printing an error. A source that cannot be used
+  // (missing file, empty value, no terminal) is a usage error.
+  std::optional<crypto::SecretBytes> Passphrase(std::string_view what, bool confirm,
+                                                int& exit_code) {
+    PassphraseSources sources;
+    if (!args_.passphrase_file.empty()) sources.file = args_.passphrase_file;
+    sources.environment = std::move(environment_passphrase_);
+    environment_passphrase_.reset();
+    sources.confirm = confirm;
+    auto passphrase = ObtainPassphrase(std::move(sources));
+    if (!passphrase) {
+      exit_code = Fail(kExitUsage, what, passphrase.error().context(),
+                       passphrase.error().code() == ErrorCode::kIo ? args_.passphrase_file : "");
+      return std::nullopt;
+    }
+    return std::move(*passphrase);
+  }
+
+  // The opened profile, or nullptr after printing an error.
+  std::unique_ptr<client::Client> Open(std::string_view what, int& exit_code) {
+    const auto dir = ProfileDir(what, exit_code);
+    if (!dir) return nullptr;
+    auto passphrase = Passphrase(what, /*confirm=*/false, exit_code);
+    if (!passphrase) return nullptr;
+    auto opened = client::Client::Open(*dir, *passphrase);
+    if (!opened) {
+      exit_code = Failed(what, opened.error(), dir->string());
+      return nullptr;
+    }
+    return std::move(*opened);
+  }
+
+ private:
+  const Args& args_;
+  std::optional<crypto::SecretBytes> environment_passphrase_;
+};
+
+// Ids of a channel's posts, for resolving a short id typed by a person. Empty when the
+// channel cannot be read: the library then reports the id it is given.
+std::vector<std::string> PostIds(client::Client& client, const ChannelRef& ref) {
+  std::vector<std::string> ids;
+  auto posts = client.ReadChannel(ref.team, ref.channel, std::nullopt, std::nullopt);
+  if (posts) {
+    for (const auto& post : *posts) ids.push_back(post.post_id);
+  }
+  return ids;
+}
+
+std::vector<std::string> DocumentIds(const std::vector<client::DocumentView>& documents) {
+  std::vector<std::string> ids;
+  for (const auto& document : documents) ids.push_back(document.document_id);
+  return ids;
+}
+
+// --- init -------------------------------------------------------------------------------
+
+int RunInit(Args& args, Session& session) {
+  constexpr std::string_view kWhat = "init";
+  if (!args.link.empty()) {
+    return Fail(kExitUsage, "init --link", "not available in this version");
+  }
+  if (args.relay.empty()) return Fail(kExitUsage, kWhat, "--relay https://HOST:PORT is required");
+  if (args.enrol.empty()) return Fail(kExitUsage, kWhat, "--enrol CODE is required");
+  if (args.user.empty()) return Fail(kExitUsage, kWhat, "--user LOGIN is required");
+  if (args.name.empty()) return Fail(kExitUsage, kWhat, "--name \"Full Name\" is required");
+
+  if (auto address = client::ParseRelayUrl(args.relay); !address) {
+    return Usage(kWhat, address.error(), args.relay);
+  }
+  client::InitOptions options;
+  options.relay_url = args.relay;
+  if (!args.relay_fingerprint.empty()) {
+    auto fingerprint = client::ParseFingerprint(args.relay_fingerprint);
+    if (!fingerprint) return Usage(kWhat, fingerprint.error(), args.relay_fingerprint);
+    options.relay_fingerprint = client::FormatFingerprint(*fingerprint);
+  }
+  if (auto valid = CheckLogin(args.user); !valid) return Usage(kWhat, valid.error(), args.user);
+  if (args.name.size() > kMaxDisplayNameLength || SanitizeForTerminal(args.name) != args.name ||
+      args.name.front() == ' ' || args.name.back() == ' ') {
+    return Fail(kExitUsage, kWhat,
+                "--name is 1 to 128 bytes, without control characters or surrounding spaces");
+  }
+  options.user_id = args.user;
+  options.display_name = args.name;
+  // The code is a one-time secret: kept in SecretBytes, and our copy from argv wiped.
+  options.enrolment_code = crypto::SecretBytes::CopyOf(
+      {reinterpret_cast<const std::uint8_t*>(args.enrol.data()), args.enrol.size()});
+  crypto::Wipe({reinterpret_cast<std::uint8_t*>(args.enrol.data()), args.enrol.size()});
+
+  int exit_code = kExitOk;
+  const auto dir = session.ProfileDir(kWhat, exit_code);
+  if (!dir) return exit_code;
+  auto passphrase = session.Passphrase(kWhat, /*confirm=*/true, exit_code);
+  if (!passphrase) return exit_code;
+
+  client::InitReport report;
+  auto created = client::Client::Init(*dir, *passphrase, options, &report);
+  if (!created) {
+    const bool about_profile = created.error().code() == ErrorCode::kAlreadyExists;
+    return Failed(kWhat, created.error(), about_profile ? dir->string() : args.relay);
+  }
+
+  std::string out = "profile created in ";
+  out += dir->string();
+  out += "\nuser:   ";
+  out += report.user_id;
+  out += " (";
+  out += args.name;
+  out += report.admin ? "), administrator of the organisation" : ")";
+  out += "\ndevice: ";
+  out += std::to_string(report.device_id);
+  out += "\nrelay:  ";
+  out += args.relay;
+  out += "\nrelay certificate SHA-256: ";
+  out += report.relay_fingerprint;
+  out += '\n';
+  Print(out);
+  std::fflush(stdout);
+  if (!report.fingerprint_was_given) {
+    std::string notice =
+        "coffre: init: no --relay-fingerprint was given, so the relay's certificate was "
+        "pinned on first use: SHA-256 ";
+    notice += report.relay_fingerprint;
+    notice +=
+        "; compare it with the fingerprint your operator gave you, and if they differ, delete "
+        "the profile and stop";
+    PrintLine(stderr, notice);
+  }
+  return kExitOk;
+}
+
+// --- teams and channels -----------------------------------------------------------------
+
+int RunTeam(const std::string& command, const Args& args, Session& session) {
+  const std::string what = "team " + command;
+  if (command != "list") {
+    if (auto valid = CheckName(args.team); !valid) return Usage(what, valid.error(), args.team);
+  }
+  if (command == "add" || command == "remove" || command == "role") {
+    if (auto valid = CheckLogin(args.user); !valid) return Usage(what, valid.error(), args.user);
+  }
+  client::Role role = client::Role::kMember;
+  if (command == "add" || command == "role") {
+    auto parsed = client::ParseRole(args.role);
+    if (!parsed) return Usage(what, parsed.error(), args.role);
+    role = *parsed;
+  }
+
+  int exit_code = kExitOk;
+  auto client = session.Open(what, exit_code);
+  if (!client) return exit_code;
+
+  if (command == "create") {
+    auto team = client->CreateTeam(args.team);
+    if (!team) return Failed(what, team.error(), args.team);
+    std::string out = "created team ";
+    out += SanitizeForTerminal(team->name);
+    out += " (id ";
+    out += team->team_id;
+    out += ")\n";
+    Print(out);
+  } else if (command == "add") {
+    if (auto done = client->AddMember(args.team, args.user, role); !done) {
+      return Failed(what, done.error(), args.user);
+    }
+    std::string out = "added ";
+    out += args.user;
+    out += " to ";
+    out += args.team;
+    out += " as ";
+    out += client::RoleName(role);
+    out += '\n';
+    Print(out);
+  } else if (command == "remove") {
+    if (auto done = client->RemoveMember(args.team, args.user); !done) {
+      return Failed(what, done.error(), args.user);
+    }
+    std::string out = "removed ";
+    out += args.user;
+    out += " from ";
+    out += args.team;
+    out += "; the team key was rotated\n";
+    Print(out);
+  } else if (command == "role") {
+    if (auto done = client->ChangeRole(args.team, args.user, role); !done) {
+      return Failed(what, done.error(), args.user);
+    }
+    std::string out = args.user;
+    out += " is now ";
+    out += client::RoleName(role);
+    out += " in ";
+    out += args.team;
+    out += '\n';
+    Print(out);
+  } else if (command == "rotate") {
+    if (auto done = client->RotateTeamKey(args.team); !done) {
+      return Failed(what, done.error(), args.team);
+    }
+    std::string out = "rotated the key of ";
+    out += args.team;
+    out += '\n';
+    Print(out);
+  } else if (command == "show") {
+    auto team = client->ShowTeam(args.team);
+    if (!team) return Failed(what, team.error(), args.team);
+    Print(args.json ? DumpJson(ToJson(*team)) : FormatTeam(*team));
+  } else {
+    auto teams = client->ListTeams();
+    if (!teams) return Failed(what, teams.error());
+    Print(args.json ? DumpJson(ToJson(*teams)) : FormatTeamList(*teams));
+  }
+  return kExitOk;
+}
+
+int RunChannelCreate(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "channel create";
+  if (auto valid = CheckName(args.team); !valid) return Usage(kWhat, valid.error(), args.team);
+  if (auto valid = CheckName(args.channel); !valid) {
+    return Usage(kWhat, valid.error(), args.channel);
+  }
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+  if (auto done = client->CreateChannel(args.team, args.channel); !done) {
+    return Failed(kWhat, done.error(), args.channel);
+  }
+  std::string out = "created channel ";
+  out += args.team;
+  out += '/';
+  out += args.channel;
+  out += '\n';
+  Print(out);
+  return kExitOk;
+}
+
+// --- posts and direct messages ----------------------------------------------------------
+
+int RunPost(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "post";
+  auto ref = ParseChannelRef(args.target);
+  if (!ref) return Usage(kWhat, ref.error(), args.target);
+  if (args.text.empty()) return Fail(kExitUsage, kWhat, "an empty post is refused");
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+
+  std::optional<std::string> reply_to;
+  if (!args.reply_to.empty()) {
+    const auto ids = PostIds(*client, *ref);
+    auto resolved = ResolveIdPrefix(ids, args.reply_to);
+    if (!resolved) return Usage(kWhat, resolved.error(), args.reply_to);
+    reply_to = std::move(*resolved);
+  }
+  auto posted = client->Post(ref->team, ref->channel, args.text,
+                             reply_to ? std::optional<std::string_view>(*reply_to) : std::nullopt);
+  if (!posted) return Failed(kWhat, posted.error(), args.target);
+  // The id is the last word, for scripts and for --reply-to.
+  std::string out = "posted to ";
+  out += args.target;
+  out += reply_to ? " in reply to " : "";
+  out += reply_to ? ShortId(*reply_to) : "";
+  out += " as ";
+  out += *posted;
+  out += '\n';
+  Print(out);
+  return kExitOk;
+}
+
+int RunRead(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "read";
+  auto target = ParseReadTarget(args.target);
+  if (!target) return Usage(kWhat, target.error(), args.target);
+  std::optional<std::uint64_t> since_ms;
+  if (!args.since.empty()) {
+    auto since = ParseSince(args.since, NowMs());
+    if (!since) return Usage(kWhat, since.error(), args.since);
+    since_ms = *since;
+  }
+  if (!target->channel && !args.thread.empty()) {
+    return Fail(kExitUsage, kWhat, "--thread applies to TEAM/CHANNEL, not to @USER");
+  }
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+
+  if (target->channel) {
+    const ChannelRef& ref = *target->channel;
+    std::optional<std::string> thread;
+    if (!args.thread.empty()) {
+      const auto ids = PostIds(*client, ref);
+      auto resolved = ResolveIdPrefix(ids, args.thread);
+      if (!resolved) return Usage(kWhat, resolved.error(), args.thread);
+      thread = std::move(*resolved);
+    }
+    auto posts = client->ReadChannel(
+        ref.team, ref.channel, thread ? std::optional<std::string_view>(*thread) : std::nullopt,
+        since_ms);
+    if (!posts) return Failed(kWhat, posts.error(), args.target);
+    Print(args.json ? DumpJson(ToJson(*posts)) : FormatPosts(*posts));
+    return kExitOk;
+  }
+
+  auto messages = client->ReadDirect(target->user);
+  if (!messages) return Failed(kWhat, messages.error(), args.target);
+  if (since_ms) {
+    std::erase_if(*messages, [&](const client::DirectMessageView& message) {
+      return message.sent_ms < *since_ms;
+    });
+  }
+  Print(args.json ? DumpJson(ToJson(*messages)) : FormatDirectMessages(*messages));
+  return kExitOk;
+}
+
+int RunSend(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "send";
+  if (auto valid = CheckLogin(args.user); !valid) return Usage(kWhat, valid.error(), args.user);
+  if (args.text.empty()) return Fail(kExitUsage, kWhat, "an empty message is refused");
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+  if (auto sent = client->SendDirect(args.user, args.text); !sent) {
+    if (sent.error().code() == ErrorCode::kUntrustedIdentity) {
+      std::string hint = args.user;
+      hint += " (their key changed: compare safety numbers with `coffre verify ";
+      hint += args.user;
+      hint += "`, then run `coffre verify ";
+      hint += args.user;
+      hint += " --confirm`)";
+      return Failed(kWhat, sent.error(), hint);
+    }
+    return Failed(kWhat, sent.error(), args.user);
+  }
+  std::string out = "sent to ";
+  out += args.user;
+  out += '\n';
+  Print(out);
+  return kExitOk;
+}
+
+// --- documents --------------------------------------------------------------------------
+
+bool IsReadableFile(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;
+  return ::access(path.c_str(), R_OK) == 0;
+}
+
+int RunDocPut(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "doc put";
+  if (auto valid = CheckName(args.team); !valid) return Usage(kWhat, valid.error(), args.team);
+  // Checked here so that a kIo from the library means the relay, not this file.
+  if (!IsReadableFile(args.file)) {
+    return Fail(kExitFailed, kWhat, "not a readable file", args.file);
+  }
+  if (!args.document_name.empty() &&
+      SanitizeForTerminal(args.document_name) != args.document_name) {
+    return Fail(kExitUsage, kWhat, "--name must not contain control characters");
+  }
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+
+  std::optional<std::string> replace;
+  if (!args.replace.empty()) {
+    auto documents = client->ListDocuments(args.team);
+    const auto ids = documents ? DocumentIds(*documents) : std::vector<std::string>{};
+    auto resolved = ResolveIdPrefix(ids, args.replace);
+    if (!resolved) return Usage(kWhat, resolved.error(), args.replace);
+    replace = std::move(*resolved);
+  }
+  ProgressBar bar("upload", ::isatty(STDERR_FILENO) != 0);
+  auto put = client->PutDocument(
+      args.team, args.file, OptionalView(args.document_name),
+      replace ? std::optional<std::string_view>(*replace) : std::nullopt,
+      [&bar](std::uint64_t done, std::uint64_t total) { bar.Update(done, total); });
+  bar.Finish();
+  if (!put) return Failed(kWhat, put.error(), args.file);
+  // The full id is the last word of the output, for scripts (`... | awk '{print $NF}'`).
+  std::string out = "uploaded ";
+  out += SanitizeForTerminal(put->name);
+  out += " (version ";
+  out += std::to_string(put->version);
+  out += ", ";
+  out += FormatSize(put->size);
+  out += ") to ";
+  out += args.team;
+  out += " as document ";
+  out += put->document_id;
+  out += '\n';
+  Print(out);
+  return kExitOk;
+}
+
+int RunDocGet(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "doc get";
+  if (auto valid = CheckName(args.team); !valid) return Usage(kWhat, valid.error(), args.team);
+  std::optional<std::uint64_t> version;
+  if (!args.version.empty()) {
+    auto parsed = ParseVersion(args.version);
+    if (!parsed) return Usage(kWhat, parsed.error(), args.version);
+    version = *parsed;
+  }
+  std::filesystem::path output = args.output;
+  if (!output.empty()) {
+    const std::filesystem::path folder =
+        output.has_parent_path() ? output.parent_path() : std::filesystem::path(".");
+    std::error_code ec;
+    if (!std::filesystem::is_directory(folder, ec) || ::access(folder.c_str(), W_OK) != 0) {
+      return Fail(kExitFailed, kWhat, "cannot write in the folder of", args.output);
+    }
+    if (std::filesystem::is_directory(output, ec)) {
+      return Fail(kExitFailed, kWhat, "-o names a folder, give a file name", args.output);
+    }
+  }
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+
+  auto documents = client->ListDocuments(args.team);
+  const auto ids = documents ? DocumentIds(*documents) : std::vector<std::string>{};
+  auto resolved = ResolveIdPrefix(ids, args.document);
+  if (!resolved) return Usage(kWhat, resolved.error(), args.document);
+  const std::string document_id = std::move(*resolved);
+
+  if (output.empty()) {
+    // Without -o, the document's own name in the current folder, never over a file.
+    std::string name;
+    if (documents) {
+      for (const auto& document : *documents) {
+        if (document.document_id == document_id) name = document.name;
+      }
+    }
+    output = SafeFileName(name);
+    std::error_code ec;
+    if (std::filesystem::exists(std::filesystem::symlink_status(output, ec))) {
+      return Fail(kExitFailed, kWhat, "a file of that name is already here; choose one with -o",
+                  output.string());
+    }
+    if (::access(".", W_OK) != 0) {
+      return Fail(kExitFailed, kWhat, "cannot write in the current folder; choose one with -o");
+    }
+  }
+
+  ProgressBar bar("download", ::isatty(STDERR_FILENO) != 0);
+  auto got = client->GetDocument(
+      args.team, document_id, output, version,
+      [&bar](std::uint64_t done, std::uint64_t total) { bar.Update(done, total); });
+  bar.Finish();
+  if (!got) return Failed(kWhat, got.error(), args.document);
+  std::string out = "saved ";
+  out += SanitizeForTerminal(got->name);
+  out += " (version ";
+  out += std::to_string(got->version);
+  out += ", ";
+  out += FormatSize(got->size);
+  out += ") to ";
+  out += SanitizeForTerminal(output.string());
+  out += '\n';
+  Print(out);
+  return kExitOk;
+}
+
+int RunDocList(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "doc list";
+  if (auto valid = CheckName(args.team); !valid) return Usage(kWhat, valid.error(), args.team);
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+  auto documents = client->ListDocuments(args.team);
+  if (!documents) return Failed(kWhat, documents.error(), args.team);
+  Print(args.json ? DumpJson(ToJson(*documents)) : FormatDocuments(*documents));
+  return kExitOk;
+}
+
+int RunDocVersions(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "doc versions";
+  if (auto valid = CheckName(args.team); !valid) return Usage(kWhat, valid.error(), args.team);
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+  auto documents = client->ListDocuments(args.team);
+  const auto ids = documents ? DocumentIds(*documents) : std::vector<std::string>{};
+  auto resolved = ResolveIdPrefix(ids, args.document);
+  if (!resolved) return Usage(kWhat, resolved.error(), args.document);
+  auto versions = client->DocumentVersions(args.team, *resolved);
+  if (!versions) return Failed(kWhat, versions.error(), args.document);
+  Print(args.json ? DumpJson(ToJson(*versions)) : FormatDocuments(*versions));
+  return kExitOk;
+}
+
+// --- sync and watch ---------------------------------------------------------------------
+
+int RunSync(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "sync";
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+  auto report = client->Sync();
+  if (!report) return Failed(kWhat, report.error());
+  Print(args.json ? DumpJson(ToJson(*report)) : FormatSyncReport(*report));
+  std::fflush(stdout);
+  if (!args.json) {
+    for (const auto& warning : report->warnings) {
+      PrintLine(stderr, ErrorLine(kWhat, "warning", warning));
+    }
+  }
+  return kExitOk;
+}
+
+int RunWatch(Session& session) {
+  constexpr std::string_view kWhat = "watch";
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+
+  struct sigaction action {};
+  action.sa_handler = RequestStop;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+
+  auto watched = client->Watch(
+      [](std::string_view line) {
+        std::string clean = SanitizeForTerminal(line);
+        clean += '\n';
+        std::fputs(clean.c_str(), stdout);
+        std::fflush(stdout);
+      },
+      [] { return !g_stop_requested.load(); });
+  if (!watched) return Failed(kWhat, watched.error());
+  return kExitOk;
+}
+
+// --- devices and safety numbers ---------------------------------------------------------
+
+int RunDeviceList(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "device list";
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+  auto devices = client->ListDevices();
+  if (!devices) return Failed(kWhat, devices.error());
+  Print(args.json ? DumpJson(ToJson(*devices)) : FormatDevices(*devices));
+  return kExitOk;
+}
+
+int RunDeviceRevoke(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "device revoke";
+  auto device = ParseDeviceId(args.device);
+  if (!device) return Usage(kWhat, device.error(), args.device);
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+  if (auto done = client->RevokeDevice(*device); !done) {
+    return Failed(kWhat, done.error(), args.device);
+  }
+  std::string out = "revoked device ";
+  out += std::to_string(*device);
+  out += "; the key of every team you are in was rotated\n";
+  Print(out);
+  return kExitOk;
+}
+
+int RunVerify(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "verify";
+  if (auto valid = CheckLogin(args.user); !valid) return Usage(kWhat, valid.error(), args.user);
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+  auto view = client->SafetyNumber(args.user);
+  if (!view) return Failed(kWhat, view.error(), args.user);
+  if (args.confirm) {
+    if (auto done = client->ConfirmIdentity(args.user); !done) {
+      return Failed(kWhat, done.error(), args.user);
+    }
+    view->confirmed = true;
+  }
+  Print(args.json ? DumpJson(ToJson(*view)) : FormatSafetyNumber(*view));
+  return kExitOk;
+}
+
+// --- the command line -------------------------------------------------------------------
+
+// The deepest subcommand CLI11 had entered when it stopped, and its path ("doc put").
+CLI::App* DeepestCommand(CLI::App& app, std::string& path) {
+  CLI::App* current = &app;
+  while (true) {
+    const auto subcommands = current->get_subcommands();
+    if (subcommands.empty()) break;
+    current = subcommands.front();
+    if (!path.empty()) path += ' ';
+    path += current->get_name();
+  }
+  return current;
+}
+
+// CLI11's message on one line.
+std::string OneLine(std::string_view message) {
+  std::string line;
+  for (const char c : message) {
+    if (c == '\n') {
+      if (!line.empty() && line.back() != ' ') line += "; ";
+    } else {
+      line.push_back(c);
+    }
+  }
+  while (!line.empty() && (line.back() == ' ' || line.back() == ';')) line.pop_back();
+  return line;
+}
+
+// A required positional argument, shown in help as its name alone ("TEAM", not "TEAM TEXT").
+void AddPositional(CLI::App* command, const std::string& name, std::string& into,
+                   const std::string& help) {
+  command->add_option(name, into, help)->required()->type_name("");
+}
+
+void AddJsonFlag(CLI::App* command, Args& args) {
+  command->add_flag("--json", args.json, "Print one JSON document instead of lines");
+}
+
+int Main(int argc, char** argv) {
+  // Taken before anything else runs, so that the variable is gone from the environment
+  // whatever happens next.
+  std::optional<crypto::SecretBytes> environment_passphrase = TakePassphraseFromEnvironment();
+
+  Args args;
+  CLI::App app{
+      "coffre: end-to-end encrypted teams, channels, direct messages and documents.\n"
+      "The relay only ever sees ciphertext.",
+      "coffre"};
+  app.set_version_flag("--version", COFFRE_VERSION);
+  app.require_subcommand(1);
+  // Global options may also follow the command: `coffre team list --profile DIR`.
+  app.fallthrough();
+  app.add_option("--profile", args.profile,
+                 "Profile folder (default: $COFFRE_PROFILE, else $XDG_DATA_HOME/coffre, else "
+                 "~/.local/share/coffre)")
+      ->type_name("DIR");
+  app.add_option("--passphrase-file", args.passphrase_file,
+                 "Read the passphrase from the first line of FILE (wins over "
+                 "$COFFRE_PASSPHRASE, which wins over the prompt)")
+      ->type_name("FILE");
+  app.footer(
+      "Exit codes: 0 success, 1 failure, 2 usage error, 3 wrong passphrase, 4 relay "
+      "unreachable.");
+
+  CLI::App* init = app.add_subcommand("init", "Create this device's profile and register it");
+  init->add_option("--relay", args.relay, "Relay URL, https://HOST:PORT (required)")
+      ->type_name("URL");
+  init->add_option("--relay-fingerprint", args.relay_fingerprint,
+                   "SHA-256 of the relay certificate, from the operator (else pinned on first "
+                   "use)")
+      ->type_name("SHA256");
+  init->add_option("--enrol", args.enrol, "Enrolment code from the operator (required)")
+      ->type_name("CODE");
+  init->add_option("--user", args.user, "Your login: 1-64 of a-z 0-9 . _ - (required)")
+      ->type_name("LOGIN");
+  init->add_option("--name", args.name, "Your full name, as others see it (required)")
+      ->type_name("NAME");
+  init->add_option("--link", args.link, "Link to an existing account (not available yet)")
+      ->type_name("CODE");
+
+  CLI::App* team = app.add_subcommand("team", "Teams, their members and keys");
+  team->require_subcommand(1);
+  CLI::App* team_create = team->add_subcommand("create", "Create a team with you as admin");
+  AddPositional(team_create, "TEAM", args.team, "Team name");
+  CLI::App* team_add = team->add_subcommand("add", "Add a member");
+  AddPositional(team_add, "TEAM", args.team, "Team name");
+  AddPositional(team_add, "USER", args.user, "Login of the new member");
+  args.role = "member";
+  team_add->add_option("--role", args.role, "member, admin, guest or auditor (default member)")
+      ->type_name("ROLE");
+  CLI::App* team_remove =
+      team->add_subcommand("remove", "Remove a member (the team key is rotated)");
+  AddPositional(team_remove, "TEAM", args.team, "Team name");
+  AddPositional(team_remove, "USER", args.user, "Login of the member");
+  CLI::App* team_role = team->add_subcommand("role", "Change a member's role");
+  AddPositional(team_role, "TEAM", args.team, "Team name");
+  AddPositional(team_role, "USER", args.user, "Login of the member");
+  AddPositional(team_role, "ROLE", args.role, "member, admin, guest or auditor");
+  CLI::App* team_rotate = team->add_subcommand("rotate", "Rotate the team key now");
+  AddPositional(team_rotate, "TEAM", args.team, "Team name");
+  CLI::App* team_show =
+      team->add_subcommand("show", "Members, devices, roles, chain head and key generation");
+  AddPositional(team_show, "TEAM", args.team, "Team name");
+  AddJsonFlag(team_show, args);
+  CLI::App* team_list = team->add_subcommand("list", "The teams you are in");
+  AddJsonFlag(team_list, args);
+  const std::vector<std::pair<CLI::App*, std::string>> team_commands = {
+      {team_create, "create"}, {team_add, "add"},   {team_remove, "remove"}, {team_role, "role"},
+      {team_rotate, "rotate"}, {team_show, "show"}, {team_list, "list"}};
+
+  CLI::App* channel = app.add_subcommand("channel", "Channels of a team");
+  channel->require_subcommand(1);
+  CLI::App* channel_create = channel->add_subcommand("create", "Create a channel");
+  AddPositional(channel_create, "TEAM", args.team, "Team name");
+  AddPositional(channel_create, "CHANNEL", args.channel, "Channel name");
+
+  CLI::App* post = app.add_subcommand("post", "Post in a channel (or reply in a thread)");
+  AddPositional(post, "TEAM/CHANNEL", args.target, "Where to post");
+  AddPositional(post, "TEXT", args.text, "The post (use -- before text that starts with '-')");
+  post->add_option("--reply-to", args.reply_to, "Id of the post to reply to (a thread)")
+      ->type_name("POST");
+
+  CLI::App* read = app.add_subcommand("read", "Read a channel, or direct messages with @USER");
+  AddPositional(read, "TARGET", args.target, "TEAM/CHANNEL or @USER");
+  read->add_option("--thread", args.thread, "Only this post and its replies")->type_name("POST");
+  read->add_option("--since", args.since,
+                   "Only from WHEN: 2026-11-28, 2026-11-28T14:00Z (UTC unless an offset is "
+                   "given) or 30m, 2h, 7d ago")
+      ->type_name("WHEN");
+  AddJsonFlag(read, args);
+
+  CLI::App* send = app.add_subcommand("send", "Send a direct message");
+  AddPositional(send, "USER", args.user, "Login of the recipient");
+  AddPositional(send, "TEXT", args.text, "The message");
+
+  CLI::App* doc = app.add_subcommand("doc", "Encrypted documents of a team");
+  doc->require_subcommand(1);
+  CLI::App* doc_put = doc->add_subcommand(
+      "put", "Upload a file (a new version with --replace); prints the document id last");
+  AddPositional(doc_put, "TEAM", args.team, "Team name");
+  AddPositional(doc_put, "FILE", args.file, "File to upload");
+  doc_put->add_option("--name", args.document_name, "Document name (default: the file's name)")
+      ->type_name("NAME");
+  doc_put->add_option("--replace", args.replace, "Id of the document this is a new version of")
+      ->type_name("DOC");
+  CLI::App* doc_get = doc->add_subcommand("get", "Download and verify a document");
+  AddPositional(doc_get, "TEAM", args.team, "Team name");
+  AddPositional(doc_get, "DOC", args.document, "Document id");
+  doc_get
+      ->add_option("-o,--output", args.output,
+                   "Where to write it (default: its name, in the current folder)")
+      ->type_name("FILE");
+  doc_get->add_option("--version", args.version, "Version number (default: the current one)")
+      ->type_name("N");
+  CLI::App* doc_list = doc->add_subcommand("list", "Documents of a team");
+  AddPositional(doc_list, "TEAM", args.team, "Team name");
+  AddJsonFlag(doc_list, args);
+  CLI::App* doc_versions = doc->add_subcommand("versions", "Versions of a document");
+  AddPositional(doc_versions, "TEAM", args.team, "Team name");
+  AddPositional(doc_versions, "DOC", args.document, "Document id");
+  AddJsonFlag(doc_versions, args);
+
+  CLI::App* sync = app.add_subcommand("sync", "Send the outbox, fetch and apply what waits");
+  AddJsonFlag(sync, args);
+  CLI::App* watch =
+      app.add_subcommand("watch", "Stay connected and print what arrives, until Ctrl-C");
+
+  CLI::App* device = app.add_subcommand("device", "Devices of your account");
+  device->require_subcommand(1);
+  CLI::App* device_list = device->add_subcommand("list", "Your devices");
+  AddJsonFlag(device_list, args);
+  CLI::App* device_link = device->add_subcommand("link", "Link a new device (not available yet)");
+  CLI::App* device_revoke =
+      device->add_subcommand("revoke", "Revoke a device (every team key is rotated)");
+  AddPositional(device_revoke, "DEVICE", args.device, "Device id, as `device list` shows");
+
+  CLI::App* verify = app.add_subcommand("verify", "Show the safety number shared with USER");
+  AddPositional(verify, "USER", args.user, "Login");
+  verify->add_flag("--confirm", args.confirm,
+                   "You compared the number with USER: trust their current key");
+  AddJsonFlag(verify, args);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help or --version: printed on stdout, exit 0
+  } catch (const CLI::ParseError& e) {
+    std::string path;
+    CLI::App* command = DeepestCommand(app, path);
+    const std::string what = path.empty() ? "usage" : path;
+    std::string help = "(see `coffre ";
+    help += path.empty() ? "" : path + " ";
+    help += "--help`)";
+    // CLI11 checks what is required before what is left over; a person who mistyped a
+    // command or an option wants to hear about that word first.
+    const auto left = app.remaining(/*recurse=*/true);
+    if (!left.empty() && !left.front().empty()) {
+      std::string argument = left.front();
+      argument += ' ';
+      argument += help;
+      const char* reason = left.front().front() == '-'                 ? "unknown option"
+                           : command->get_require_subcommand_min() > 0 ? "unknown command"
+                                                                       : "unexpected argument";
+      return Fail(kExitUsage, what, reason, argument);
+    }
+    std::string reason = OneLine(e.what());
+    reason += ' ';
+    reason += help;
+    return Fail(kExitUsage, what, reason);
+  }
+
+  Session session(args, std::move(environment_passphrase));
+  if (init->parsed()) return RunInit(args, session);
+  for (const auto& [command, name] : team_commands) {
+    if (command->parsed()) return RunTeam(name, args, session);
+  }
+  if (channel_create->parsed()) return RunChannelCreate(args, session);
+  if (post->parsed()) return RunPost(args, session);
+  if (read->parsed()) return RunRead(args, session);
+  if (send->parsed()) return RunSend(args, session);
+  if (doc_put->parsed()) return RunDocPut(args, session);
+  if (doc_get->parsed()) return RunDocGet(args, session);
+  if (doc_list->parsed()) return RunDocList(args, session);
+  if (doc_versions->parsed()) return RunDocVersions(args, session);
+  if (sync->parsed()) return RunSync(args, session);
+  if (watch->parsed()) return RunWatch(session);
+  if (device_list->parsed()) return RunDeviceList(args, session);
+  if (device_link->parsed())
+    return Fail(kExitUsage, "device link", "not available in this version");
+  if (device_revoke->parsed()) return RunDeviceRevoke(args, session);
+  if (verify->parsed()) return RunVerify(args, session);
+  return Fail(kExitUsage, "usage", "no command given (see `coffre --help`)");
+}
+
+}  // namespace
+}  // namespace coffre::cli
+
+int main(int argc, char** argv) {
+  // A relay that closes its socket must give the library an error (EPIPE), not kill the
+  // program; the same goes for `coffre read ... | head`.
+  std::signal(SIGPIPE, SIG_IGN);
+  try {
+    return coffre::cli::Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fputs(coffre::cli::ErrorLine("internal error", e.what()).c_str(), stderr);
+    std::fputc('\n', stderr);
+  } catch (...) {
+    std::fflush(stdout);
+    std::fputs("coffre: internal error: unexpected failure\n", stderr);
+  }
+  return coffre::cli::kExitFailed;
+}

@@ -1,0 +1,410 @@
+// Sync: the outbox goes out, the mailbox comes in (decrypted and kept in the same
+// transaction as the ratchet state it changes), then every team's chain and items.
+#include <algorithm>
+#include <map>
+
+#include "client_impl.h"
+#include "coffre/protocol/limits.h"
+#include "coffre/protocol/signed_objects.h"
+#include "coffre/protocol/validation.h"
+#include "profile_sql.h"
+
+namespace coffre::client {
+
+Status RecordSigners(Client::Impl& impl,
+                     const google::protobuf::RepeatedPtrField<wire::DeviceList>& lists);
+
+namespace {
+
+// A relay refusal that retrying cannot change: the request is dropped with a warning
+// rather than blocking the outbox for ever.
+bool IsPermanent(wire::ErrorCode code) {
+  switch (code) {
+    case wire::ERROR_CODE_RATE_LIMITED:
+    case wire::ERROR_CODE_UNAVAILABLE:
+    case wire::ERROR_CODE_INTERNAL:
+    case wire::ERROR_CODE_UNAUTHENTICATED:
+      return false;
+    default:
+      return true;
+  }
+}
+
+void Warn(SyncReport* report, std::string warning) {
+  if (report != nullptr) report->warnings.push_back(std::move(warning));
+}
+
+}  // namespace
+
+Status Client::Impl::QueueRequest(const wire::Request& request) {
+  const std::string bytes = request.SerializeAsString();
+  return sql::Run(*db, "INSERT INTO outbox (request, created_ms) VALUES (?, ?)", AsBytes(bytes), NowMs());
+}
+
+Status Client::Impl::SendOutbox(SyncReport* report) {
+  // Staged document blobs first: a queued manifest may name one, and the relay accepts a
+  // manifest only once its blob is complete.
+  COFFRE_RETURN_IF_ERROR(SendUploads(report));
+  for (;;) {
+    COFFRE_ASSIGN_OR_RETURN(auto row, sql::Prepared(*db, "SELECT id, request FROM outbox ORDER BY id LIMIT 1"));
+    COFFRE_ASSIGN_OR_RETURN(const bool found, row.Step());
+    if (!found) return Ok();
+    const std::int64_t id = row.ColumnInt64(0);
+    const auto bytes = row.ColumnBlob(1);
+    wire::Request request;
+    if (!request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      COFFRE_RETURN_IF_ERROR(sql::Run(*db, "DELETE FROM outbox WHERE id = ?", id));
+      Warn(report, "a damaged outbox entry was dropped");
+      continue;
+    }
+    COFFRE_RETURN_IF_ERROR(sql::Run(*db, "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", id));
+    auto response = RawCall(request);
+    if (!response) return response.error();  // kept: sent again next time
+    if (response->has_error()) {
+      const auto& error = response->error();
+      bool landed = false;
+      if (error.code() == wire::ERROR_CODE_CONFLICT && request.has_put_item_version()) {
+        // A retry of a version that did land: the relay's current version is ours.
+        auto body = protocol::ParseItemManifestBody(request.put_item_version().manifest());
+        landed = body && error.current_version() == body->version();
+      }
+      if (!landed) {
+        if (!IsPermanent(error.code())) return Fail(ErrorCode::kIo, "the relay is busy; the outbox waits");
+        Warn(report, "the relay refused a queued write: " + std::string(error.message()));
+      }
+    } else if (report != nullptr) {
+      ++report->outbox_sent;
+    }
+    COFFRE_RETURN_IF_ERROR(sql::Run(*db, "DELETE FROM outbox WHERE id = ?", id));
+  }
+}
+
+Status Client::Impl::FetchMailbox(SyncReport* report) {
+  for (int round = 0; round < 100000; ++round) {
+    COFFRE_ASSIGN_OR_RETURN(auto cursor, sql::QueryInt(*db, "SELECT mailbox_cursor FROM identity WHERE id = 1"));
+    wire::Request request;
+    request.mutable_fetch_mailbox()->set_after_sequence(cursor ? sql::AsU64(*cursor) : 0);
+    request.mutable_fetch_mailbox()->set_limit(100);
+    COFFRE_ASSIGN_OR_RETURN(auto response, Call(std::move(request)));
+    if (!response.has_envelopes()) return Fail(ErrorCode::kCorrupt, "the relay sent no mailbox");
+    const auto& batch = response.envelopes();
+    if (batch.envelopes_size() == 0) break;
+    wire::Request ack;
+    std::uint64_t last = cursor ? sql::AsU64(*cursor) : 0;
+    for (const auto& envelope : batch.envelopes()) {
+      if (envelope.sequence() <= last) continue;  // the relay repeats itself: ignore
+      COFFRE_RETURN_IF_ERROR(ApplyEnvelope(envelope, report));
+      last = envelope.sequence();
+      ack.mutable_ack_envelopes()->add_sequences(envelope.sequence());
+      COFFRE_RETURN_IF_ERROR(sql::Run(*db, "UPDATE identity SET mailbox_cursor = ? WHERE id = 1", last));
+    }
+    if (ack.ack_envelopes().sequences_size() > 0) {
+      COFFRE_ASSIGN_OR_RETURN(auto acked, Call(std::move(ack)));
+      (void)acked;
+    }
+    if (!batch.more()) break;
+  }
+  return ApplyInbox(report);
+}
+
+Status Client::Impl::ApplyEnvelope(const wire::Envelope& envelope, SyncReport* report) {
+  if (report != nullptr) ++report->envelopes_applied;
+  const std::uint32_t type = envelope.type();
+  if (type != kEnvelopeWhisper && type != kEnvelopePreKey) {
+    Warn(report, "an envelope of an unknown kind was skipped");
+    return Ok();
+  }
+  if (!protocol::ValidateUserId(envelope.sender_user_id())) {
+    Warn(report, "an envelope from an invalid sender was skipped");
+    return Ok();
+  }
+  const crypto::SignalAddress sender{envelope.sender_user_id(),
+                                     static_cast<std::int32_t>(envelope.sender_device_id())};
+  // The sender's device must be one this profile verified; a device met for the first time
+  // is fetched (and its certificate checked) before anything is decrypted.
+  auto known = KeyLookup()(envelope.sender_user_id(), envelope.sender_device_id());
+  if (!known) {
+    auto fetched = FetchPeer(envelope.sender_user_id());
+    if (!fetched) return fetched.error();
+  }
+  // Decrypted and recorded in one transaction with the ratchet state: a crash keeps both
+  // or neither. What the message means is applied afterwards, from the inbox.
+  const Status decrypted = signal_stores->RunInTransaction([&]() -> Status {
+    auto plaintext = signal->Decrypt(
+        sender, static_cast<crypto::SignalMessageType>(type), AsBytes(envelope.ciphertext()),
+        [&](std::span<const std::uint8_t> bytes) -> Status {
+          return sql::Run(*db,
+                          "INSERT INTO inbox (sender, sender_device, received_ms, message) VALUES (?, ?, ?, ?)",
+                          envelope.sender_user_id(), envelope.sender_device_id(), envelope.received_ms(),
+                          crypto::SecretBytes::CopyOf(bytes));
+        });
+    if (!plaintext) return plaintext.error();
+    return Ok();
+  });
+  if (!decrypted) {
+    if (decrypted.error().code() == ErrorCode::kReplay) return Ok();  // applied before a crash
+    if (decrypted.error().code() == ErrorCode::kDatabase || decrypted.error().code() == ErrorCode::kIo) {
+      return decrypted.error();
+    }
+    Warn(report, "a message from " + envelope.sender_user_id() + " could not be decrypted and was dropped");
+  }
+  return Ok();
+}
+
+Status Client::Impl::ApplyInbox(SyncReport* report) {
+  for (;;) {
+    COFFRE_ASSIGN_OR_RETURN(auto row, sql::Prepared(*db,
+                                                    "SELECT id, sender, sender_device, received_ms, message "
+                                                    "FROM inbox ORDER BY id LIMIT 1"));
+    COFFRE_ASSIGN_OR_RETURN(const bool found, row.Step());
+    if (!found) return Ok();
+    const std::int64_t id = row.ColumnInt64(0);
+    const std::string sender = row.ColumnText(1);
+    const crypto::SecretBytes plaintext = row.ColumnSecret(4);
+    auto message = DecodePeerMessage(plaintext.span());
+    if (!message) {
+      Warn(report, "a message from " + sender + " was not understood and was dropped");
+    } else if (auto* delivery = std::get_if<TeamKeyDelivery>(&*message)) {
+      const Status accepted = AcceptTeamKey(sender, *delivery);
+      if (accepted && report != nullptr) {
+        std::string line = "team key generation ";
+        line += std::to_string(delivery->generation);
+        line += " received from ";
+        line += sender;
+        report->events.push_back(std::move(line));
+      }
+      if (!accepted) {
+        if (accepted.error().code() == ErrorCode::kIo) return accepted.error();  // retried later
+        Warn(report, "a team key from " + sender + " was refused: " + std::string(accepted.error().context()));
+      }
+    } else if (auto* direct = std::get_if<DirectMessage>(&*message)) {
+      COFFRE_RETURN_IF_ERROR(sql::Run(*db,
+                                      "INSERT OR IGNORE INTO direct_messages (message_id, peer, sender, sent_ms, text) "
+                                      "VALUES (?, ?, ?, ?, ?)",
+                                      direct->message_id, sender, sender, direct->sent_ms, direct->text));
+      if (report != nullptr) {
+        std::string line = "@";
+        line += sender;
+        line += ": ";
+        line += direct->text;
+        report->events.push_back(std::move(line));
+      }
+    }
+    COFFRE_RETURN_IF_ERROR(sql::Run(*db, "DELETE FROM inbox WHERE id = ?", id));
+  }
+}
+
+Status Client::Impl::SyncTeams(SyncReport* report) {
+  COFFRE_ASSIGN_OR_RETURN(auto rows, sql::Prepared(*db, "SELECT team_id, name FROM teams ORDER BY name"));
+  std::vector<TeamRecord> teams;
+  for (;;) {
+    COFFRE_ASSIGN_OR_RETURN(const bool row, rows.Step());
+    if (!row) break;
+    COFFRE_ASSIGN_OR_RETURN(const auto team_id, IdFrom(rows.ColumnBlob(0)));
+    teams.push_back(TeamRecord{team_id, rows.ColumnText(1)});
+  }
+  for (const auto& team : teams) {
+    auto chain = RefreshChain(team);
+    if (!chain) {
+      if (chain.error().code() == ErrorCode::kIo) return chain.error();
+      Warn(report, "team " + team.name + ": " + std::string(chain.error().context()));
+      continue;
+    }
+    if (!chain->IsMember(user_id)) continue;  // removed: nothing new can be read anyway
+    COFFRE_RETURN_IF_ERROR(SyncTeamItems(team, *chain, report));
+  }
+  return Ok();
+}
+
+// Whether `user` is or was a member of the team: posts of a removed member stay readable.
+static bool WasMember(Client::Impl& impl, const TeamRecord& team, const protocol::TeamChain& chain,
+                      const std::string& user) {
+  if (chain.IsMember(user)) return true;
+  // Any statement that added the user counts; the chain was verified when stored.
+  auto rows = sql::Prepared(*impl.db, "SELECT statement FROM chain_statements WHERE team_id = ?", team.team_id);
+  if (!rows) return false;
+  for (;;) {
+    auto row = rows->Step();
+    if (!row || !*row) return false;
+    wire::ChainStatement statement;
+    const auto bytes = rows->ColumnBlob(0);
+    if (!statement.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) continue;
+    wire::ChainStatementBody body;
+    if (!body.ParseFromString(statement.body())) continue;
+    if (body.has_add_member() && body.add_member().user_id() == user) return true;
+    if (body.has_create() && body.signer_user_id() == user) return true;
+  }
+}
+
+Status Client::Impl::SyncTeamItems(const TeamRecord& team, const protocol::TeamChain& chain,
+                                   SyncReport* report) {
+  // Every item of the team, page by page; those already applied are skipped by id and
+  // version. Key history first, so older generations are known before older posts.
+  std::vector<wire::ItemManifest> manifests;
+  std::string after;
+  for (int page = 0; page < 100000; ++page) {
+    wire::Request request;
+    request.mutable_list_items()->set_team_id(AsString(team.team_id));
+    request.mutable_list_items()->set_after_item_id(after);
+    request.mutable_list_items()->set_limit(protocol::kMaxItemsPerList);
+    COFFRE_ASSIGN_OR_RETURN(auto response, Call(std::move(request)));
+    if (!response.has_items()) return Fail(ErrorCode::kCorrupt, "the relay sent no item list");
+    for (const auto& item : response.items().items()) {
+      manifests.push_back(item.manifest());
+      auto body = protocol::ParseItemManifestBody(item.manifest());
+      if (body) after = body->item_id();
+    }
+    if (!response.items().more() || response.items().items_size() == 0) break;
+  }
+  std::stable_partition(manifests.begin(), manifests.end(), [](const wire::ItemManifest& manifest) {
+    auto body = protocol::ParseItemManifestBody(manifest);
+    return body && body->kind() == kKindKeyHistory;
+  });
+  // Key history entries may chain (3 -> 2 -> 1): go round until no new key appears.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const auto& manifest : manifests) {
+      COFFRE_RETURN_IF_ERROR(ApplyItem(team, chain, manifest, report));
+    }
+  }
+  return Ok();
+}
+
+Status Client::Impl::ApplyItem(const TeamRecord& team, const protocol::TeamChain& chain,
+                               const wire::ItemManifest& manifest, SyncReport* report) {
+  auto parsed = protocol::ParseItemManifestBody(manifest);
+  if (!parsed || !std::ranges::equal(AsBytes(parsed->team_id()), team.team_id)) {
+    Warn(report, "team " + team.name + ": an item from another team was skipped");
+    return Ok();
+  }
+  const wire::ItemManifestBody& body = *parsed;
+  COFFRE_ASSIGN_OR_RETURN(auto seen, sql::QueryInt(*db,
+                                                   "SELECT 1 FROM seen_items WHERE team_id = ? AND item_id = ? "
+                                                   "AND version = ?",
+                                                   team.team_id, AsBytes(body.item_id()), body.version()));
+  if (seen) return Ok();
+  auto mark_seen = [&]() {
+    return sql::Run(*db, "INSERT OR IGNORE INTO seen_items (team_id, item_id, version) VALUES (?, ?, ?)",
+                    team.team_id, AsBytes(body.item_id()), body.version());
+  };
+  // The author's device must be certified, the signature must hold, and the author must be
+  // (or have been) a member: the relay can neither forge nor inject an item.
+  auto verified = protocol::VerifyItemManifest(manifest, KeyLookup());
+  if (!verified) {
+    auto fetched = FetchPeer(body.author_user_id());
+    if (fetched) verified = protocol::VerifyItemManifest(manifest, KeyLookup());
+  }
+  if (!verified || !WasMember(*this, team, chain, body.author_user_id())) {
+    Warn(report, "team " + team.name + ": an item without a valid member signature was refused");
+    return mark_seen();
+  }
+  auto key = TeamKey(team.team_id, body.key_generation());
+  if (!key) return Ok();  // its key has not arrived yet: tried again at the next sync
+  const std::string& kind = body.kind();
+  if (kind == kKindKeyHistory) {
+    const std::uint64_t generation = body.key_generation();
+    if (generation < 2) return mark_seen();
+    auto old_key = OpenPreviousGeneration(*key, team.team_id, generation - 1, generation,
+                                          AsBytes(body.encrypted_metadata()));
+    if (!old_key) {
+      Warn(report, "team " + team.name + ": a key history entry failed authentication");
+      return mark_seen();
+    }
+    COFFRE_RETURN_IF_ERROR(sql::Run(*db, "INSERT OR IGNORE INTO team_keys (team_id, generation, key) VALUES (?, ?, ?)",
+                                    team.team_id, generation - 1, *old_key));
+    return mark_seen();
+  }
+  if (kind == kKindChannel) {
+    COFFRE_ASSIGN_OR_RETURN(const auto metadata_key, DeriveMetadataKey(*key, team.team_id, body.key_generation()));
+    auto info = OpenChannelInfo(body, metadata_key);
+    if (!info) {
+      Warn(report, "team " + team.name + ": a channel failed authentication");
+      return mark_seen();
+    }
+    COFFRE_RETURN_IF_ERROR(sql::Run(*db, "INSERT OR IGNORE INTO channels (team_id, channel_id, name) VALUES (?, ?, ?)",
+                                    team.team_id, AsBytes(body.item_id()), info->name));
+    return mark_seen();
+  }
+  if (kind == kKindPost) {
+    auto header = ReadPostHeader(body);
+    if (!header) {
+      Warn(report, "team " + team.name + ": a malformed post was refused");
+      return mark_seen();
+    }
+    COFFRE_ASSIGN_OR_RETURN(const auto channel_key,
+                            DeriveChannelKey(*key, team.team_id, body.key_generation(), header->channel_id));
+    auto post = OpenPost(body, channel_key);
+    if (!post) {
+      Warn(report, "team " + team.name + ": a post failed authentication");
+      return mark_seen();
+    }
+    // The sender's view of the chain: a head this profile knows to be on its own chain, or
+    // ahead of it. A head at a sequence we hold with another hash is a split view.
+    if (auto at = chain.HashAt(post->chain_head.sequence); at && *at != post->chain_head.hash) {
+      Warn(report, "team " + team.name + ": " + body.author_user_id() +
+                       " sees another team chain than this profile (fork)");
+    }
+    std::vector<std::uint8_t> parent;
+    if (post->parent_post_id) parent.assign(post->parent_post_id->begin(), post->parent_post_id->end());
+    COFFRE_RETURN_IF_ERROR(sql::Run(*db,
+                                    "INSERT OR IGNORE INTO posts (team_id, post_id, channel_id, parent_id, author, "
+                                    "author_device, sent_ms, generation, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                    team.team_id, AsBytes(body.item_id()), post->channel_id, parent,
+                                    body.author_user_id(), body.author_device_id(), post->sent_ms,
+                                    body.key_generation(), post->text));
+    if (report != nullptr) {
+      ++report->posts_received;
+      COFFRE_ASSIGN_OR_RETURN(auto channel_name, sql::Prepared(*db, "SELECT name FROM channels WHERE team_id = ? AND channel_id = ?",
+                                                               team.team_id, post->channel_id));
+      COFFRE_ASSIGN_OR_RETURN(const bool named, channel_name.Step());
+      std::string line = team.name;
+      line += '/';
+      line += named ? channel_name.ColumnText(0) : std::string("?");
+      line += post->parent_post_id ? " (thread) " : " ";
+      line += body.author_user_id();
+      line += ": ";
+      line += post->text;
+      report->events.push_back(std::move(line));
+    }
+    return mark_seen();
+  }
+  if (kind == kKindDocument) {
+    COFFRE_ASSIGN_OR_RETURN(const auto metadata_key, DeriveMetadataKey(*key, team.team_id, body.key_generation()));
+    auto info = OpenDocumentInfo(body, metadata_key);
+    if (!info) {
+      Warn(report, "team " + team.name + ": a document failed authentication");
+      return mark_seen();
+    }
+    COFFRE_RETURN_IF_ERROR(sql::Run(*db,
+                                    "INSERT OR IGNORE INTO documents (team_id, document_id, version, name, size, "
+                                    "author, created_ms, manifest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                    team.team_id, AsBytes(body.item_id()), body.version(), info->name, info->size,
+                                    body.author_user_id(), body.created_ms(), AsBytes(manifest.SerializeAsString())));
+    if (report != nullptr) {
+      ++report->documents_received;
+      std::string line = team.name;
+      line += ": document '";
+      line += info->name;
+      line += "' version ";
+      line += std::to_string(body.version());
+      line += " from ";
+      line += body.author_user_id();
+      report->events.push_back(std::move(line));
+    }
+    return mark_seen();
+  }
+  return mark_seen();  // a kind this version does not know
+}
+
+Result<SyncReport> Client::Sync() {
+  SyncReport report;
+  COFFRE_RETURN_IF_ERROR(impl_->SendOutbox(&report));
+  COFFRE_RETURN_IF_ERROR(impl_->FetchMailbox(&report));
+  COFFRE_RETURN_IF_ERROR(impl_->SyncTeams(&report));
+  // Writes queued while applying (none today) go out in the same sync.
+  COFFRE_RETURN_IF_ERROR(impl_->SendOutbox(&report));
+  COFFRE_ASSIGN_OR_RETURN(auto pending, sql::QueryInt(*impl_->db, "SELECT count(*) FROM outbox"));
+  report.outbox_pending = pending ? sql::AsU64(*pending) : 0;
+  return report;
+}
+
+}  // namespace coffre::client
