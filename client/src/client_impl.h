@@ -70,6 +70,14 @@ struct TeamRecord {
   std::string name;
 };
 
+// The team, its last verified chain and the current key generation, for a new item.
+struct WriteContext {
+  TeamRecord team;
+  protocol::TeamChain chain;
+  std::uint64_t generation = 0;
+  crypto::SecretBytes key;
+};
+
 struct Client::Impl {
   std::filesystem::path dir;
   std::unique_ptr<storage::Database> db;
@@ -132,6 +140,12 @@ struct Client::Impl {
   Result<crypto::SecretBytes> TeamKey(std::span<const std::uint8_t> team_id,
                                       std::uint64_t generation);
   Result<TeamView> BuildTeamView(const TeamRecord& team, const protocol::TeamChain& chain);
+  // The context of every new item: the author is a member (not an auditor) holding the
+  // current key; the freshest verified chain online, the last one verified offline.
+  Result<WriteContext> PrepareWrite(std::string_view team_name);
+  // Whether `user` is or was a member of the team, from the verified chain stored: items of
+  // a member removed since stay readable, items of anyone the chain never admitted do not.
+  Result<bool> WasMember(const TeamRecord& team, const std::string& user);
   // Checks a delivered team key (sender is an admin, key matches the chain's commitment
   // for its generation) and stores it; learns the team if it is new to this profile.
   Status AcceptTeamKey(const std::string& sender, const TeamKeyDelivery& delivery);
@@ -163,6 +177,12 @@ struct Client::Impl {
   Status SendUploads(SyncReport* report, const std::array<std::uint8_t, 16>* focus = nullptr,
                      const ProgressFn& progress = {});
 };
+
+// A relay refusal that retrying cannot change (the outbox and uploads drop it with a
+// warning rather than blocking every later write).
+bool IsPermanentRefusal(wire::ErrorCode code);
+// Adds a warning to `report` when there is one.
+void Warn(SyncReport* report, std::string warning);
 
 // A 16-byte id from bytes; kCorrupt when the size is wrong.
 Result<std::array<std::uint8_t, 16>> IdFrom(std::span<const std::uint8_t> bytes);

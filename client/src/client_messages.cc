@@ -21,28 +21,19 @@ Status ValidateChannelName(std::string_view name) {
 
 }  // namespace
 
-// The team, its last verified chain and our current key generation, for a write.
-struct WriteContext {
-  TeamRecord team;
-  protocol::TeamChain chain;
-  std::uint64_t generation = 0;
-  crypto::SecretBytes key;
-};
-
-static Result<WriteContext> PrepareWrite(Client::Impl& impl, std::string_view team_name) {
-  COFFRE_ASSIGN_OR_RETURN(TeamRecord team, impl.TeamByName(team_name));
-  // Online: the freshest verified chain; offline: the last one this profile verified.
-  auto chain = impl.RefreshChain(team);
+Result<WriteContext> Client::Impl::PrepareWrite(std::string_view team_name) {
+  COFFRE_ASSIGN_OR_RETURN(TeamRecord team, TeamByName(team_name));
+  auto chain = RefreshChain(team);
   if (!chain) {
     if (chain.error().code() == ErrorCode::kAuthenticationFailed) return chain.error();
-    chain = impl.StoredChain(team.team_id);
+    chain = StoredChain(team.team_id);
     if (!chain) return chain.error();
   }
-  const auto role = chain->RoleOf(impl.user_id);
+  const auto role = chain->RoleOf(user_id);
   if (!role) return Fail(ErrorCode::kInvalidArgument, "this user is not a member of the team");
   if (*role == wire::ROLE_AUDITOR) return Fail(ErrorCode::kInvalidArgument, "auditors cannot write in a team");
   const std::uint64_t generation = chain->key_generation();
-  auto key = impl.TeamKey(team.team_id, generation);
+  auto key = TeamKey(team.team_id, generation);
   if (!key) {
     return Fail(ErrorCode::kNotFound, "this device does not hold the team's current key yet: run `coffre sync`");
   }
@@ -61,7 +52,7 @@ static Status QueueItem(Client::Impl& impl, wire::ItemManifestBody& body) {
 
 Status Client::CreateChannel(std::string_view team_name, std::string_view channel) {
   COFFRE_RETURN_IF_ERROR(ValidateChannelName(channel));
-  COFFRE_ASSIGN_OR_RETURN(auto write, PrepareWrite(*impl_, team_name));
+  COFFRE_ASSIGN_OR_RETURN(auto write, impl_->PrepareWrite(team_name));
   COFFRE_ASSIGN_OR_RETURN(auto exists, sql::QueryInt(*impl_->db, "SELECT 1 FROM channels WHERE team_id = ? AND name = ?",
                                                      write.team.team_id, channel));
   if (exists) return Fail(ErrorCode::kAlreadyExists, "the team already has a channel by that name");
@@ -98,7 +89,7 @@ Result<std::string> Client::Post(std::string_view team_name, std::string_view ch
                                  std::optional<std::string_view> reply_to) {
   if (text.empty()) return Fail(ErrorCode::kInvalidArgument, "a post needs some text");
   if (text.size() > kMaxTextSize) return Fail(ErrorCode::kInvalidArgument, "a post is limited to 48 KiB of text");
-  COFFRE_ASSIGN_OR_RETURN(auto write, PrepareWrite(*impl_, team_name));
+  COFFRE_ASSIGN_OR_RETURN(auto write, impl_->PrepareWrite(team_name));
   COFFRE_ASSIGN_OR_RETURN(auto channel_row, sql::Prepared(*impl_->db,
                                                           "SELECT channel_id FROM channels WHERE team_id = ? AND name = ?",
                                                           write.team.team_id, channel));

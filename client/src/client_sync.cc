@@ -14,11 +14,7 @@ namespace coffre::client {
 Status RecordSigners(Client::Impl& impl,
                      const google::protobuf::RepeatedPtrField<wire::DeviceList>& lists);
 
-namespace {
-
-// A relay refusal that retrying cannot change: the request is dropped with a warning
-// rather than blocking the outbox for ever.
-bool IsPermanent(wire::ErrorCode code) {
+bool IsPermanentRefusal(wire::ErrorCode code) {
   switch (code) {
     case wire::ERROR_CODE_RATE_LIMITED:
     case wire::ERROR_CODE_UNAVAILABLE:
@@ -33,8 +29,6 @@ bool IsPermanent(wire::ErrorCode code) {
 void Warn(SyncReport* report, std::string warning) {
   if (report != nullptr) report->warnings.push_back(std::move(warning));
 }
-
-}  // namespace
 
 Status Client::Impl::QueueRequest(const wire::Request& request) {
   const std::string bytes = request.SerializeAsString();
@@ -69,7 +63,7 @@ Status Client::Impl::SendOutbox(SyncReport* report) {
         landed = body && error.current_version() == body->version();
       }
       if (!landed) {
-        if (!IsPermanent(error.code())) return Fail(ErrorCode::kIo, "the relay is busy; the outbox waits");
+        if (!IsPermanentRefusal(error.code())) return Fail(ErrorCode::kIo, "the relay is busy; the outbox waits");
         Warn(report, "the relay refused a queued write: " + std::string(error.message()));
       }
     } else if (report != nullptr) {
@@ -216,23 +210,21 @@ Status Client::Impl::SyncTeams(SyncReport* report) {
   return Ok();
 }
 
-// Whether `user` is or was a member of the team: posts of a removed member stay readable.
-static bool WasMember(Client::Impl& impl, const TeamRecord& team, const protocol::TeamChain& chain,
-                      const std::string& user) {
-  if (chain.IsMember(user)) return true;
-  // Any statement that added the user counts; the chain was verified when stored.
-  auto rows = sql::Prepared(*impl.db, "SELECT statement FROM chain_statements WHERE team_id = ?", team.team_id);
-  if (!rows) return false;
+Result<bool> Client::Impl::WasMember(const TeamRecord& team, const std::string& user) {
+  COFFRE_ASSIGN_OR_RETURN(auto rows, sql::Prepared(*db,
+                                                   "SELECT statement FROM chain_statements WHERE team_id = ? "
+                                                   "ORDER BY sequence",
+                                                   team.team_id));
   for (;;) {
-    auto row = rows->Step();
-    if (!row || !*row) return false;
+    COFFRE_ASSIGN_OR_RETURN(const bool row, rows.Step());
+    if (!row) return false;
     wire::ChainStatement statement;
-    const auto bytes = rows->ColumnBlob(0);
+    const auto bytes = rows.ColumnBlob(0);
     if (!statement.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) continue;
     wire::ChainStatementBody body;
     if (!body.ParseFromString(statement.body())) continue;
-    if (body.has_add_member() && body.add_member().user_id() == user) return true;
     if (body.has_create() && body.signer_user_id() == user) return true;
+    if (body.has_add_member() && body.add_member().user_id() == user) return true;
   }
 }
 
@@ -293,7 +285,11 @@ Status Client::Impl::ApplyItem(const TeamRecord& team, const protocol::TeamChain
     auto fetched = FetchPeer(body.author_user_id());
     if (fetched) verified = protocol::VerifyItemManifest(manifest, KeyLookup());
   }
-  if (!verified || !WasMember(*this, team, chain, body.author_user_id())) {
+  bool member = chain.IsMember(body.author_user_id());
+  if (!member) {
+    COFFRE_ASSIGN_OR_RETURN(member, WasMember(team, body.author_user_id()));
+  }
+  if (!verified || !member) {
     Warn(report, "team " + team.name + ": an item without a valid member signature was refused");
     return mark_seen();
   }

@@ -247,23 +247,6 @@ class ParallelChunks {
   std::vector<std::thread> pool_;
 };
 
-// A relay refusal that retrying cannot change (same split as the outbox's).
-bool IsPermanent(wire::ErrorCode code) {
-  switch (code) {
-    case wire::ERROR_CODE_RATE_LIMITED:
-    case wire::ERROR_CODE_UNAVAILABLE:
-    case wire::ERROR_CODE_INTERNAL:
-    case wire::ERROR_CODE_UNAUTHENTICATED:
-      return false;
-    default:
-      return true;
-  }
-}
-
-void Warn(SyncReport* report, std::string warning) {
-  if (report != nullptr) report->warnings.push_back(std::move(warning));
-}
-
 // A common media type for the file's extension, else application/octet-stream. Only a
 // label for the reader: nothing here looks inside the file.
 std::string GuessMediaType(const std::filesystem::path& file) {
@@ -312,59 +295,6 @@ std::string GuessMediaType(const std::filesystem::path& file) {
   return "application/octet-stream";
 }
 
-// The team, its last verified chain and the current key, for a new document version: as
-// for every write, the author must be a member (not an auditor) holding the current key.
-struct DocumentWrite {
-  TeamRecord team;
-  protocol::TeamChain chain;
-  std::uint64_t generation = 0;
-  crypto::SecretBytes key;
-};
-
-Result<DocumentWrite> PrepareDocumentWrite(Client::Impl& impl, std::string_view team_name) {
-  COFFRE_ASSIGN_OR_RETURN(TeamRecord team, impl.TeamByName(team_name));
-  // Online: the freshest verified chain; offline: the last one this profile verified.
-  auto chain = impl.RefreshChain(team);
-  if (!chain) {
-    if (chain.error().code() == ErrorCode::kAuthenticationFailed) return chain.error();
-    chain = impl.StoredChain(team.team_id);
-    if (!chain) return chain.error();
-  }
-  const auto role = chain->RoleOf(impl.user_id);
-  if (!role) return Fail(ErrorCode::kInvalidArgument, "this user is not a member of the team");
-  if (*role == wire::ROLE_AUDITOR)
-    return Fail(ErrorCode::kInvalidArgument, "auditors cannot write in a team");
-  const std::uint64_t generation = chain->key_generation();
-  auto key = impl.TeamKey(team.team_id, generation);
-  if (!key) {
-    return Fail(ErrorCode::kNotFound,
-                "this device does not hold the team's current key yet: run `coffre sync`");
-  }
-  return DocumentWrite{std::move(team), std::move(*chain), generation, std::move(*key)};
-}
-
-// Whether `user` is or was a member of the team, from the verified chain this profile
-// stored: a document of a member removed since stays readable, one signed by anyone the
-// chain never admitted does not.
-Result<bool> WasMember(Client::Impl& impl, const TeamRecord& team, const std::string& user) {
-  COFFRE_ASSIGN_OR_RETURN(auto rows,
-                          sql::Prepared(*impl.db,
-                                        "SELECT statement FROM chain_statements WHERE team_id = ? "
-                                        "ORDER BY sequence",
-                                        team.team_id));
-  for (;;) {
-    COFFRE_ASSIGN_OR_RETURN(const bool row, rows.Step());
-    if (!row) return false;
-    wire::ChainStatement statement;
-    const auto bytes = rows.ColumnBlob(0);
-    if (!statement.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) continue;
-    wire::ChainStatementBody body;
-    if (!body.ParseFromString(statement.body())) continue;
-    if (body.has_create() && body.signer_user_id() == user) return true;
-    if (body.has_add_member() && body.add_member().user_id() == user) return true;
-  }
-}
-
 // Checks a document manifest, wherever it came from (the profile or the relay), before
 // anything in it is used: the author device's signature (its certificate fetched once if
 // this profile has not met it), the team, the document, the version expected, the kind,
@@ -397,7 +327,7 @@ Result<wire::ItemManifestBody> VerifyDocumentManifest(Client::Impl& impl, const 
     return Fail(ErrorCode::kAuthenticationFailed,
                 "the manifest given is of another version than the one asked for");
   }
-  COFFRE_ASSIGN_OR_RETURN(const bool member, WasMember(impl, team, body.author_user_id()));
+  COFFRE_ASSIGN_OR_RETURN(const bool member, impl.WasMember(team, body.author_user_id()));
   if (!member) {
     return Fail(ErrorCode::kAuthenticationFailed,
                 "the document is not signed by a member of the team");
@@ -569,7 +499,7 @@ Result<DocumentView> PutDocumentImpl(Client::Impl& impl, std::string_view team_n
   info.media_type = GuessMediaType(file);
   info.size = plaintext_size;
 
-  COFFRE_ASSIGN_OR_RETURN(DocumentWrite write, PrepareDocumentWrite(impl, team_name));
+  COFFRE_ASSIGN_OR_RETURN(WriteContext write, impl.PrepareWrite(team_name));
   ItemId document_id{};
   std::uint64_t version = 1;
   if (replace) {
@@ -739,20 +669,6 @@ struct UploadRow {
   std::int64_t outbox_id = 0;
 };
 
-// A wire call whose relay errors stay wire codes (the upload decides what each means). A
-// transport failure drops the connection; since a connection the relay closed while it sat
-// idle (during a long encryption) fails at once, one fresh connection is tried before
-// giving up. Both requests sent here (CreateBlob, BlobStatus) are harmless to repeat.
-Result<wire::Response> RawCall(Client::Impl& impl, const wire::Request& request) {
-  for (int attempt = 0;; ++attempt) {
-    COFFRE_ASSIGN_OR_RETURN(RelayConnection * relay, impl.Relay());
-    auto response = relay->Call(request);
-    if (response) return response;
-    impl.connection.reset();
-    if (attempt > 0 || response.error().code() != ErrorCode::kIo) return response.error();
-  }
-}
-
 constexpr const char* kRelayBusy = "the relay is busy; the document upload waits for the next sync";
 
 // Pauses when the relay slows an upload down: from a tenth of a second (a 4 MiB piece
@@ -783,10 +699,10 @@ Result<std::optional<Error>> SendOneUpload(Client::Impl& impl, UploadRow& upload
       create.mutable_create_blob()->set_team_id(AsString(upload.team_id));
       create.mutable_create_blob()->set_blob_id(AsString(upload.blob_id));
       create.mutable_create_blob()->set_size(upload.size);
-      COFFRE_ASSIGN_OR_RETURN(auto created, RawCall(impl, create));
+      COFFRE_ASSIGN_OR_RETURN(auto created, impl.RawCall(create));
       // ALREADY_EXISTS: a retry after a reply that was lost; the slot is ours.
       if (created.has_error() && created.error().code() != wire::ERROR_CODE_ALREADY_EXISTS) {
-        if (!IsPermanent(created.error().code())) return Fail(ErrorCode::kIo, kRelayBusy);
+        if (!IsPermanentRefusal(created.error().code())) return Fail(ErrorCode::kIo, kRelayBusy);
         return Outcome(ErrorFromWire(created.error().code()));
       }
       COFFRE_RETURN_IF_ERROR(
@@ -796,7 +712,7 @@ Result<std::optional<Error>> SendOneUpload(Client::Impl& impl, UploadRow& upload
     wire::Request ask;
     ask.mutable_blob_status()->set_team_id(AsString(upload.team_id));
     ask.mutable_blob_status()->set_blob_id(AsString(upload.blob_id));
-    COFFRE_ASSIGN_OR_RETURN(auto answer, RawCall(impl, ask));
+    COFFRE_ASSIGN_OR_RETURN(auto answer, impl.RawCall(ask));
     if (answer.has_error()) {
       const wire::ErrorCode code = answer.error().code();
       if (code == wire::ERROR_CODE_NOT_FOUND) {
@@ -805,7 +721,7 @@ Result<std::optional<Error>> SendOneUpload(Client::Impl& impl, UploadRow& upload
         upload.state = 0;
         continue;
       }
-      if (!IsPermanent(code)) return Fail(ErrorCode::kIo, kRelayBusy);
+      if (!IsPermanentRefusal(code)) return Fail(ErrorCode::kIo, kRelayBusy);
       return Outcome(ErrorFromWire(code));
     }
     if (!answer.has_blob() || answer.blob().size() != upload.size ||
