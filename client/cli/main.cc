@@ -38,6 +38,7 @@
 #include "cli/output.h"
 #include "cli/passphrase.h"
 #include "coffre/client/client.h"
+#include "coffre/client/device_link.h"
 #include "coffre/client/relay_address.h"
 #include "coffre/crypto/secret_bytes.h"
 
@@ -51,6 +52,17 @@ std::atomic<bool> g_stop_requested{false};
 static_assert(std::atomic<bool>::is_always_lock_free);
 
 extern "C" void RequestStop(int) { g_stop_requested.store(true); }
+
+// Commands that wait (watch, device link) end cleanly on Ctrl-C or SIGTERM.
+void StopOnSignals() {
+  struct sigaction action {};
+  action.sa_handler = RequestStop;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+}
+
+bool KeepGoing() { return !g_stop_requested.load(); }
 
 void PrintLine(std::FILE* stream, const std::string& line) {
   std::fputs(line.c_str(), stream);
@@ -193,63 +205,47 @@ std::vector<std::string> DocumentIds(const std::vector<client::DocumentView>& do
 
 // --- init -------------------------------------------------------------------------------
 
-int RunInit(Args& args, Session& session) {
-  constexpr std::string_view kWhat = "init";
-  if (!args.link.empty()) {
-    return Fail(kExitUsage, "init --link", "not available in this version");
-  }
-  if (args.relay.empty()) return Fail(kExitUsage, kWhat, "--relay https://HOST:PORT is required");
-  if (args.enrol.empty()) return Fail(kExitUsage, kWhat, "--enrol CODE is required");
-  if (args.user.empty()) return Fail(kExitUsage, kWhat, "--user LOGIN is required");
-  if (args.name.empty()) return Fail(kExitUsage, kWhat, "--name \"Full Name\" is required");
-
+// The relay, its fingerprint and the login, as both kinds of `init` take them; exit code
+// on bad input.
+int CheckInitArgs(std::string_view what, const Args& args, std::string& relay_url,
+                  std::optional<std::string>& relay_fingerprint) {
+  if (args.relay.empty()) return Fail(kExitUsage, what, "--relay https://HOST:PORT is required");
+  if (args.user.empty()) return Fail(kExitUsage, what, "--user LOGIN is required");
   if (auto address = client::ParseRelayUrl(args.relay); !address) {
-    return Usage(kWhat, address.error(), args.relay);
+    return Usage(what, address.error(), args.relay);
   }
-  client::InitOptions options;
-  options.relay_url = args.relay;
+  relay_url = args.relay;
   if (!args.relay_fingerprint.empty()) {
     auto fingerprint = client::ParseFingerprint(args.relay_fingerprint);
-    if (!fingerprint) return Usage(kWhat, fingerprint.error(), args.relay_fingerprint);
-    options.relay_fingerprint = client::FormatFingerprint(*fingerprint);
+    if (!fingerprint) return Usage(what, fingerprint.error(), args.relay_fingerprint);
+    relay_fingerprint = client::FormatFingerprint(*fingerprint);
   }
-  if (auto valid = CheckLogin(args.user); !valid) return Usage(kWhat, valid.error(), args.user);
-  if (args.name.size() > kMaxDisplayNameLength || SanitizeForTerminal(args.name) != args.name ||
-      args.name.front() == ' ' || args.name.back() == ' ') {
-    return Fail(kExitUsage, kWhat,
-                "--name is 1 to 128 bytes, without control characters or surrounding spaces");
-  }
-  options.user_id = args.user;
-  options.display_name = args.name;
-  // The code is a one-time secret: kept in SecretBytes, and our copy from argv wiped.
-  options.enrolment_code = crypto::SecretBytes::CopyOf(
-      {reinterpret_cast<const std::uint8_t*>(args.enrol.data()), args.enrol.size()});
-  crypto::Wipe({reinterpret_cast<std::uint8_t*>(args.enrol.data()), args.enrol.size()});
+  if (auto valid = CheckLogin(args.user); !valid) return Usage(what, valid.error(), args.user);
+  return kExitOk;
+}
 
-  int exit_code = kExitOk;
-  const auto dir = session.ProfileDir(kWhat, exit_code);
-  if (!dir) return exit_code;
-  auto passphrase = session.Passphrase(kWhat, /*confirm=*/true, exit_code);
-  if (!passphrase) return exit_code;
+// A one-time secret from argv: copied into SecretBytes, and argv's copy wiped.
+crypto::SecretBytes TakeSecretArg(std::string& arg) {
+  auto secret = crypto::SecretBytes::CopyOf(
+      {reinterpret_cast<const std::uint8_t*>(arg.data()), arg.size()});
+  crypto::Wipe({reinterpret_cast<std::uint8_t*>(arg.data()), arg.size()});
+  return secret;
+}
 
-  client::InitReport report;
-  auto created = client::Client::Init(*dir, *passphrase, options, &report);
-  if (!created) {
-    const bool about_profile = created.error().code() == ErrorCode::kAlreadyExists;
-    return Failed(kWhat, created.error(), about_profile ? dir->string() : args.relay);
-  }
-
+// What both kinds of `init` print once the profile exists.
+void PrintInitReport(const client::InitReport& report, const std::filesystem::path& dir,
+                     std::string_view name, std::string_view relay) {
   std::string out = "profile created in ";
-  out += dir->string();
+  out += dir.string();
   out += "\nuser:   ";
   out += report.user_id;
   out += " (";
-  out += args.name;
+  out += name;
   out += report.admin ? "), administrator of the organisation" : ")";
   out += "\ndevice: ";
   out += std::to_string(report.device_id);
   out += "\nrelay:  ";
-  out += args.relay;
+  out += relay;
   out += "\nrelay certificate SHA-256: ";
   out += report.relay_fingerprint;
   out += '\n';
@@ -265,6 +261,77 @@ int RunInit(Args& args, Session& session) {
         "the profile and stop";
     PrintLine(stderr, notice);
   }
+}
+
+int RunInitLinked(Args& args, Session& session) {
+  constexpr std::string_view kWhat = "init --link";
+  if (!args.enrol.empty() || !args.name.empty()) {
+    return Fail(kExitUsage, kWhat,
+                "--link joins an existing account: --enrol and --name come from the other device");
+  }
+  client::LinkInitOptions options;
+  if (int code = CheckInitArgs(kWhat, args, options.relay_url, options.relay_fingerprint);
+      code != kExitOk) {
+    return code;
+  }
+  options.user_id = args.user;
+  options.link_code = TakeSecretArg(args.link);
+  if (auto code = client::NormalizeLinkCode(options.link_code.span()); !code) {
+    return Usage(kWhat, code.error(), "");
+  }
+  int exit_code = kExitOk;
+  const auto dir = session.ProfileDir(kWhat, exit_code);
+  if (!dir) return exit_code;
+  auto passphrase = session.Passphrase(kWhat, /*confirm=*/true, exit_code);
+  if (!passphrase) return exit_code;
+
+  StopOnSignals();
+  PrintLine(stderr, "coffre: init: waiting for your other device to confirm the link (Ctrl-C stops)");
+  client::InitReport report;
+  auto created = client::Client::InitLinked(*dir, *passphrase, options, &report, KeepGoing);
+  if (!created) {
+    const bool about_profile = created.error().code() == ErrorCode::kAlreadyExists;
+    return Failed(kWhat, created.error(), about_profile ? dir->string() : args.relay);
+  }
+  PrintInitReport(report, *dir, (*created)->display_name(), args.relay);
+  // The team items (posts, documents) come with the first sync, as on any device.
+  auto synced = (*created)->Sync();
+  if (!synced) return Failed(kWhat, synced.error());
+  return kExitOk;
+}
+
+int RunInit(Args& args, Session& session) {
+  if (!args.link.empty()) return RunInitLinked(args, session);
+  constexpr std::string_view kWhat = "init";
+  client::InitOptions options;
+  if (int code = CheckInitArgs(kWhat, args, options.relay_url, options.relay_fingerprint);
+      code != kExitOk) {
+    return code;
+  }
+  if (args.enrol.empty()) return Fail(kExitUsage, kWhat, "--enrol CODE is required");
+  if (args.name.empty()) return Fail(kExitUsage, kWhat, "--name \"Full Name\" is required");
+  if (args.name.size() > kMaxDisplayNameLength || SanitizeForTerminal(args.name) != args.name ||
+      args.name.front() == ' ' || args.name.back() == ' ') {
+    return Fail(kExitUsage, kWhat,
+                "--name is 1 to 128 bytes, without control characters or surrounding spaces");
+  }
+  options.user_id = args.user;
+  options.display_name = args.name;
+  options.enrolment_code = TakeSecretArg(args.enrol);
+
+  int exit_code = kExitOk;
+  const auto dir = session.ProfileDir(kWhat, exit_code);
+  if (!dir) return exit_code;
+  auto passphrase = session.Passphrase(kWhat, /*confirm=*/true, exit_code);
+  if (!passphrase) return exit_code;
+
+  client::InitReport report;
+  auto created = client::Client::Init(*dir, *passphrase, options, &report);
+  if (!created) {
+    const bool about_profile = created.error().code() == ErrorCode::kAlreadyExists;
+    return Failed(kWhat, created.error(), about_profile ? dir->string() : args.relay);
+  }
+  PrintInitReport(report, *dir, args.name, args.relay);
   return kExitOk;
 }
 
@@ -651,12 +718,7 @@ int RunWatch(Session& session) {
   int exit_code = kExitOk;
   auto client = session.Open(kWhat, exit_code);
   if (!client) return exit_code;
-
-  struct sigaction action {};
-  action.sa_handler = RequestStop;
-  sigemptyset(&action.sa_mask);
-  ::sigaction(SIGINT, &action, nullptr);
-  ::sigaction(SIGTERM, &action, nullptr);
+  StopOnSignals();
 
   auto watched = client->Watch(
       [](std::string_view line) {
@@ -665,7 +727,7 @@ int RunWatch(Session& session) {
         std::fputs(clean.c_str(), stdout);
         std::fflush(stdout);
       },
-      [] { return !g_stop_requested.load(); });
+      KeepGoing);
   if (!watched) return Failed(kWhat, watched.error());
   return kExitOk;
 }
@@ -680,6 +742,42 @@ int RunDeviceList(const Args& args, Session& session) {
   auto devices = client->ListDevices();
   if (!devices) return Failed(kWhat, devices.error());
   Print(args.json ? DumpJson(ToJson(*devices)) : FormatDevices(*devices));
+  return kExitOk;
+}
+
+int RunDeviceLink(Session& session) {
+  constexpr std::string_view kWhat = "device link";
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+  StopOnSignals();
+  const std::string user = client->user_id();
+  auto linked = client->LinkDevice(
+      [&](std::string_view code, std::uint64_t expires_ms) {
+        std::string out = "link code: ";
+        out += code;
+        out += "\non the new device, within ";
+        const std::uint64_t now = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count());
+        out += std::to_string(expires_ms > now ? (expires_ms - now) / 60000 : 0);
+        out += " minutes, run:\n  coffre init --relay URL --user ";
+        out += user;
+        out += " --link ";
+        out += code;
+        out += "\nwaiting for the new device (Ctrl-C stops)...\n";
+        Print(out);
+        std::fflush(stdout);
+      },
+      KeepGoing);
+  if (!linked) return Failed(kWhat, linked.error());
+  std::string out = "linked device ";
+  out += std::to_string(linked->device_id);
+  out += "; handed over the keys of ";
+  out += std::to_string(linked->teams);
+  out += linked->teams == 1 ? " team\n" : " teams\n";
+  Print(out);
   return kExitOk;
 }
 
@@ -796,7 +894,9 @@ int Main(int argc, char** argv) {
       ->type_name("LOGIN");
   init->add_option("--name", args.name, "Your full name, as others see it (required)")
       ->type_name("NAME");
-  init->add_option("--link", args.link, "Link to an existing account (not available yet)")
+  init->add_option("--link", args.link,
+                   "Join your existing account with the code `coffre device link` shows on "
+                   "one of your devices (instead of --enrol and --name)")
       ->type_name("CODE");
 
   CLI::App* team = app.add_subcommand("team", "Teams, their members and keys");
@@ -890,7 +990,8 @@ int Main(int argc, char** argv) {
   device->require_subcommand(1);
   CLI::App* device_list = device->add_subcommand("list", "Your devices");
   AddJsonFlag(device_list, args);
-  CLI::App* device_link = device->add_subcommand("link", "Link a new device (not available yet)");
+  CLI::App* device_link = device->add_subcommand(
+      "link", "Show a code to set up a new device of yours with `coffre init --link`");
   CLI::App* device_revoke =
       device->add_subcommand("revoke", "Revoke a device (every team key is rotated)");
   AddPositional(device_revoke, "DEVICE", args.device, "Device id, as `device list` shows");
@@ -946,8 +1047,7 @@ int Main(int argc, char** argv) {
   if (sync->parsed()) return RunSync(args, session);
   if (watch->parsed()) return RunWatch(session);
   if (device_list->parsed()) return RunDeviceList(args, session);
-  if (device_link->parsed())
-    return Fail(kExitUsage, "device link", "not available in this version");
+  if (device_link->parsed()) return RunDeviceLink(session);
   if (device_revoke->parsed()) return RunDeviceRevoke(args, session);
   if (verify->parsed()) return RunVerify(args, session);
   return Fail(kExitUsage, "usage", "no command given (see `coffre --help`)");

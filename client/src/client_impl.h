@@ -24,6 +24,7 @@
 #include "coffre/storage/database.h"
 #include "coffre/storage/signal_store.h"
 #include "coffre/client/content.h"
+#include "coffre/client/device_link.h"
 #include "coffre/wire/v1/wire.pb.h"
 
 namespace coffre::client {
@@ -149,6 +150,19 @@ struct Client::Impl {
   // Checks a delivered team key (sender is an admin, key matches the chain's commitment
   // for its generation) and stores it; learns the team if it is new to this profile.
   Status AcceptTeamKey(const std::string& sender, const TeamKeyDelivery& delivery);
+
+  // --- device links (client_link.cc) ---
+  // The new device's side: posts its request on `connection` (not authenticated) and
+  // waits for the handover.
+  Result<LinkHandover> RequestLink(RelayConnection& connection, const LinkKeys& keys,
+                                   const wire::DeviceCertificateBody& body,
+                                   const std::function<bool()>& keep_going);
+  // Checks the handover's certificate against this device's keys and stores the identity
+  // and the pinned peers it carries.
+  Status AdoptHandover(const LinkHandover& handover);
+  // Learns each handed-over team: its chain from the relay must contain the head the
+  // existing device verified, and each key must match the chain's commitment.
+  Status AdoptLinkedTeams(const std::vector<LinkedTeam>& teams);
 
   // --- sync (client_sync.cc) ---
   // Appends a request to the outbox (its replay must be harmless).

@@ -355,6 +355,30 @@ Status Client::Impl::AcceptTeamKey(const std::string& sender, const TeamKeyDeliv
                   team.team_id, delivery.generation, delivery.key);
 }
 
+Status Client::Impl::AdoptLinkedTeams(const std::vector<LinkedTeam>& teams) {
+  for (const LinkedTeam& linked : teams) {
+    const TeamRecord team{linked.team_id, linked.name};
+    COFFRE_RETURN_IF_ERROR(sql::Run(*db, "INSERT OR IGNORE INTO teams (team_id, name) VALUES (?, ?)",
+                                    team.team_id, team.name));
+    // The relay's chain is verified from its start, and must pass through the head the
+    // existing device verified: a relay cannot show the new device an older or forked team.
+    COFFRE_ASSIGN_OR_RETURN(const auto chain, RefreshChain(team));
+    const auto hash = chain.HashAt(linked.head_sequence);
+    if (!hash || *hash != linked.head_hash) {
+      return ChainError(protocol::Fail(hash ? protocol::Failure::kHeadFork
+                                            : protocol::Failure::kHeadRollback).error);
+    }
+    for (const LinkedTeamKey& key : linked.keys) {
+      COFFRE_ASSIGN_OR_RETURN(const auto expected, CommitmentFor(*this, team.team_id, key.generation));
+      COFFRE_RETURN_IF_ERROR(CheckKeyCommitment(team.team_id, key.generation, key.key, expected));
+      COFFRE_RETURN_IF_ERROR(sql::Run(*db,
+                                      "INSERT OR IGNORE INTO team_keys (team_id, generation, key) VALUES (?, ?, ?)",
+                                      team.team_id, key.generation, key.key));
+    }
+  }
+  return Ok();
+}
+
 // --- The facade's team methods --------------------------------------------------------
 
 Result<TeamView> Client::CreateTeam(std::string_view name) {

@@ -161,6 +161,11 @@ Status ValidateAddDevice(const v1::AddDevice& request) {
   return StatusOf(ParseDeviceCertificateBody(request.certificate()));
 }
 
+Status ValidateLinkSide(v1::LinkSide side) {
+  return Check(side == v1::LINK_SIDE_REQUEST || side == v1::LINK_SIDE_REPLY,
+               Failure::kInvalidLinkSide);
+}
+
 Status ValidateRevokeDevice(const v1::RevokeDevice& request) {
   COFFRE_RETURN_IF_ERROR(ValidateDeviceId(request.device_id()));
   return ValidateExactSize(request.signature(), kSignatureSize, Failure::kInvalidSignatureSize);
@@ -483,6 +488,19 @@ Status ValidateRequest(const v1::Request& request) {
       return ValidateRevokeDevice(request.revoke_device());
     case v1::Request::kListDevices:
       return ValidateUserId(request.list_devices().user_id());
+    case v1::Request::kOpenLink:
+      return ValidateExactSize(request.open_link().link_id(), kIdSize, Failure::kInvalidLinkId);
+    case v1::Request::kPostLinkMessage: {
+      const v1::PostLinkMessage& post = request.post_link_message();
+      COFFRE_RETURN_IF_ERROR(ValidateExactSize(post.link_id(), kIdSize, Failure::kInvalidLinkId));
+      COFFRE_RETURN_IF_ERROR(ValidateLinkSide(post.side()));
+      return Check(!post.sealed().empty() && post.sealed().size() <= kMaxLinkMessage,
+                   Failure::kInvalidLinkMessage);
+    }
+    case v1::Request::kFetchLinkMessage:
+      COFFRE_RETURN_IF_ERROR(ValidateExactSize(request.fetch_link_message().link_id(), kIdSize,
+                                               Failure::kInvalidLinkId));
+      return ValidateLinkSide(request.fetch_link_message().side());
     case v1::Request::kUploadPreKeys:
       return ValidateUploadPreKeys(request.upload_pre_keys());
     case v1::Request::kFetchPreKeyBundle:
@@ -546,6 +564,11 @@ Status ValidateResponse(const v1::Response& response) {
       return ValidateExactSize(response.session().token(), kTokenSize, Failure::kInvalidToken);
     case v1::Response::kDevices:
       return ValidateDeviceList(response.devices());
+    case v1::Response::kLinkOpened:
+      return Ok();
+    case v1::Response::kLinkMessage:
+      return Check(response.link_message().sealed().size() <= kMaxLinkMessage,
+                   Failure::kInvalidLinkMessage);
     case v1::Response::kPreKeyBundle:
       return ValidatePreKeyBundleReply(response.pre_key_bundle());
     case v1::Response::kSendResult: {

@@ -588,6 +588,8 @@ void RelayService::HandleFrame(Call& call, std::span<const std::uint8_t> frame,
     case wire::Request::kChallenge:
     case wire::Request::kAuthenticate:
     case wire::Request::kResume:
+    case wire::Request::kPostLinkMessage:   // the new device of a link has no session yet;
+    case wire::Request::kFetchLinkMessage:  // the handlers check who may use which side
       break;
     default:
       if (!call.principal) {
@@ -619,6 +621,12 @@ void RelayService::Dispatch(Call& call, const wire::Request& request) {
       return HandleRevokeDevice(call, request.revoke_device());
     case wire::Request::kListDevices:
       return HandleListDevices(call, request.list_devices());
+    case wire::Request::kOpenLink:
+      return HandleOpenLink(call, request.open_link());
+    case wire::Request::kPostLinkMessage:
+      return HandlePostLinkMessage(call, request.post_link_message());
+    case wire::Request::kFetchLinkMessage:
+      return HandleFetchLinkMessage(call, request.fetch_link_message());
     case wire::Request::kUploadPreKeys:
       return HandleUploadPreKeys(call, request.upload_pre_keys());
     case wire::Request::kFetchPreKeyBundle:
@@ -881,6 +889,72 @@ void RelayService::HandleListDevices(Call& call, const wire::ListDevices& reques
     entry.set_revoked(device.revoked);
     *list->add_devices() = std::move(entry);
   }
+}
+
+// --- Device links -------------------------------------------------------------------------------
+
+namespace {
+
+// Who is calling, when the session is valid: link sides that belong to the owner need it.
+std::optional<LinkOwner> LinkCaller(const Call& call) {
+  if (!call.principal || call.principal->expires_ms <= call.now_ms) return std::nullopt;
+  return LinkOwner{call.principal->user_id, call.principal->device_id};
+}
+
+}  // namespace
+
+bool RelayService::SetLinkError(Call& call, LinkRegistry::Outcome outcome) {
+  switch (outcome) {
+    case LinkRegistry::Outcome::kOk:
+      return false;
+    case LinkRegistry::Outcome::kNotFound:
+      // Unknown link ids are what a guesser sees: they cost the address like a failed login.
+      CountAuthFailure(call.state.connection->peer_address());
+      SetError(call, wire::ERROR_CODE_NOT_FOUND, "no such link, or it expired");
+      return true;
+    case LinkRegistry::Outcome::kForbidden:
+      SetError(call, wire::ERROR_CODE_FORBIDDEN, "only the device that opened the link may do this");
+      return true;
+    case LinkRegistry::Outcome::kAlreadyPosted:
+      SetError(call, wire::ERROR_CODE_CONFLICT, "this side of the link was already written");
+      return true;
+    case LinkRegistry::Outcome::kFull:
+      SetError(call, wire::ERROR_CODE_UNAVAILABLE, "too many open links; retry later");
+      call.response.mutable_error()->set_retry_after_ms(protocol::kLinkLifetimeMs / 10);
+      return true;
+  }
+  return false;
+}
+
+void RelayService::HandleOpenLink(Call& call, const wire::OpenLink& request) {
+  std::uint64_t expires_ms = 0;
+  const auto outcome = links_.Open(request.link_id(), *LinkCaller(call),
+                                   static_cast<std::uint64_t>(call.now_ms), &expires_ms);
+  if (SetLinkError(call, outcome)) return;
+  call.response.mutable_link_opened()->set_expires_ms(expires_ms);
+  Log(LogLevel::kInfo, "device_link_opened", {{"connection", call.state.connection->id()}});
+}
+
+void RelayService::HandlePostLinkMessage(Call& call, const wire::PostLinkMessage& request) {
+  const std::string& address = call.state.connection->peer_address();
+  if (AuthRateLimited(call, address)) return;
+  const auto outcome = links_.Post(request.link_id(), request.side(), request.sealed(),
+                                   LinkCaller(call), static_cast<std::uint64_t>(call.now_ms));
+  if (SetLinkError(call, outcome)) return;
+  call.response.mutable_ok();
+}
+
+void RelayService::HandleFetchLinkMessage(Call& call, const wire::FetchLinkMessage& request) {
+  const std::string& address = call.state.connection->peer_address();
+  if (AuthRateLimited(call, address)) return;
+  std::string sealed;
+  std::uint64_t expires_ms = 0;
+  const auto outcome = links_.Fetch(request.link_id(), request.side(), LinkCaller(call),
+                                    static_cast<std::uint64_t>(call.now_ms), &sealed, &expires_ms);
+  if (SetLinkError(call, outcome)) return;
+  wire::LinkMessage* reply = call.response.mutable_link_message();
+  reply->set_sealed(std::move(sealed));
+  reply->set_expires_ms(expires_ms);
 }
 
 // --- Prekeys ------------------------------------------------------------------------------------

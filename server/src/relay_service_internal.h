@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "relay_blobs.h"
 #include "relay_limits.h"
+#include "relay_links.h"
 #include "relay_service.h"
 
 namespace coffre::server::internal {
@@ -115,6 +116,11 @@ class RelayService final : public Service {
   void HandleAddDevice(Call& call, const wire::AddDevice& request);
   void HandleRevokeDevice(Call& call, const wire::RevokeDevice& request);
   void HandleListDevices(Call& call, const wire::ListDevices& request);
+  void HandleOpenLink(Call& call, const wire::OpenLink& request);
+  void HandlePostLinkMessage(Call& call, const wire::PostLinkMessage& request);
+  void HandleFetchLinkMessage(Call& call, const wire::FetchLinkMessage& request);
+  // Maps a LinkRegistry refusal to the wire; false when `outcome` is kOk.
+  bool SetLinkError(Call& call, LinkRegistry::Outcome outcome);
   void HandleUploadPreKeys(Call& call, const wire::UploadPreKeys& request);
   void HandleFetchPreKeyBundle(Call& call, const wire::FetchPreKeyBundle& request);
   void HandleSendEnvelopes(Call& call, const wire::SendEnvelopes& request);
@@ -204,6 +210,11 @@ class RelayService final : public Service {
   // Uploads of one blob are serialised by one of these, chosen by hashing the ids.
   static constexpr std::size_t kBlobLockStripes = 64;
   std::array<std::mutex, kBlobLockStripes> blob_locks_;
+
+  // Open device links, in memory only (relay_links.h). A link costs at most two sealed
+  // messages of protocol::kMaxLinkMessage; the cap bounds the whole registry.
+  static constexpr std::size_t kMaxOpenLinks = 256;
+  LinkRegistry links_{kMaxOpenLinks, protocol::kLinkLifetimeMs};
 
   RateLimiter request_limiter_;  // per device, or per connection before authentication
   RateLimiter auth_limiter_;     // failed authentications per peer address

@@ -696,10 +696,26 @@ TEST(CliProgramTest, WithoutAPassphraseSourceItSaysHowToGiveOne) {
   ExpectUsageError(RunCoffre(dir, {"team", "list"}, {"COFFRE_PASSPHRASE="}), "empty");
 }
 
-TEST(CliProgramTest, LinkingIsNotAvailableYet) {
+TEST(CliProgramTest, LinkArgumentsAreCheckedBeforeAnyPassphrase) {
   TempDir dir;
-  ExpectUsageError(RunCoffre(dir, {"device", "link"}), "not available");
-  ExpectUsageError(RunCoffre(dir, {"init", "--link", "123456"}), "not available");
+  const std::string relay = "https://127.0.0.1:1";
+  ExpectUsageError(RunCoffre(dir, {"init", "--link", "ABCD-EFGH-JKMN", "--user", "alice"}),
+                   "--relay");
+  ExpectUsageError(RunCoffre(dir, {"init", "--relay", relay, "--link", "ABCD-EFGH-JKMN"}),
+                   "--user");
+  ExpectUsageError(RunCoffre(dir, {"init", "--relay", relay, "--user", "alice", "--link",
+                                   "ABCD-EFGH-JKMN", "--enrol", "x"}),
+                   "--enrol");
+  ExpectUsageError(RunCoffre(dir, {"init", "--relay", relay, "--user", "alice", "--link",
+                                   "ABCD-EFGH-JKMN", "--name", "Alice"}),
+                   "--name");
+  // A code that cannot be one is refused without being echoed.
+  const RunResult bad = RunCoffre(dir, {"init", "--relay", relay, "--user", "alice", "--link",
+                                        "ABCD-EFGH-JKMU"});
+  ExpectUsageError(bad, "link code");
+  EXPECT_EQ(bad.err.find("ABCD-EFGH-JKMU"), std::string::npos) << bad.err;
+  // `device link` needs a profile like every other command.
+  ExpectUsageError(RunCoffre(dir, {"device", "link"}), "COFFRE_PASSPHRASE");
 }
 
 TEST(CliProgramTest, GlobalOptionsMayFollowTheCommand) {

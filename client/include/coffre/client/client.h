@@ -42,6 +42,21 @@ struct InitReport {
   bool admin = false;                  // the enrolment code made this user the org's admin
 };
 
+// `coffre init --link CODE`: a new device of an existing user, set up by one of that user's
+// devices running `coffre device link` (which showed CODE).
+struct LinkInitOptions {
+  std::string relay_url;
+  std::optional<std::string> relay_fingerprint;
+  crypto::SecretBytes link_code;  // as typed
+  std::string user_id;
+};
+
+// What `coffre device link` did.
+struct LinkedDeviceView {
+  std::uint32_t device_id = 0;
+  std::uint64_t teams = 0;  // teams whose keys were handed over
+};
+
 enum class Role { kAdmin, kMember, kGuest, kAuditor };
 std::string_view RoleName(Role role);               // "admin", "member", "guest", "auditor"
 Result<Role> ParseRole(std::string_view name);      // kInvalidArgument for anything else
@@ -122,6 +137,15 @@ class Client {
   static Result<std::unique_ptr<Client>> Init(const std::filesystem::path& profile_dir,
                                               const crypto::SecretBytes& passphrase,
                                               const InitOptions& options, InitReport* report);
+  // Creates the profile of a new device of an existing user: posts this device's keys to
+  // the link that CODE names, waits (while `keep_going` holds and the link lives) for the
+  // existing device to sign them, and takes over the user key, team keys and pinned peers
+  // it hands over. Nothing is left behind on failure before the handover arrives.
+  static Result<std::unique_ptr<Client>> InitLinked(const std::filesystem::path& profile_dir,
+                                                    const crypto::SecretBytes& passphrase,
+                                                    const LinkInitOptions& options,
+                                                    InitReport* report,
+                                                    const std::function<bool()>& keep_going);
   // Opens an existing profile; kWrongPassphrase for a wrong passphrase, kNotFound when
   // `profile_dir` holds no profile.
   static Result<std::unique_ptr<Client>> Open(const std::filesystem::path& profile_dir,
@@ -132,6 +156,7 @@ class Client {
 
   const std::string& user_id() const;
   std::uint32_t device_id() const;
+  const std::string& display_name() const;
 
   // Teams. TEAM is the name this profile knows the team by.
   Result<TeamView> CreateTeam(std::string_view team);
@@ -181,6 +206,12 @@ class Client {
   // Devices.
   Result<std::vector<DeviceView>> ListDevices();
   Status RevokeDevice(std::uint32_t device_id);
+  // Opens a link, calls `show_code` with the code to type on the new device and the link's
+  // expiry (Unix ms), waits for the new device while `keep_going` holds, checks its request
+  // against the code, adds it to the account and hands it the user key and team keys.
+  Result<LinkedDeviceView> LinkDevice(
+      const std::function<void(std::string_view code, std::uint64_t expires_ms)>& show_code,
+      const std::function<bool()>& keep_going);
 
   // Safety numbers. After a key change, sending to that person fails with
   // kUntrustedIdentity until ConfirmIdentity.

@@ -62,6 +62,10 @@ enum class Failure : std::uint16_t {
   kInvalidFetchLimit,
   kNoAcks,
   kTooManyAcks,
+  // Device links.
+  kInvalidLinkId,
+  kInvalidLinkSide,
+  kInvalidLinkMessage,
   // Lists in replies.
   kListTooLong,
   kInvalidErrorCode,
@@ -209,6 +213,12 @@ inline constexpr FailureInfo kFailures[] = {
      "acknowledgement carries no sequence"},
     {internal::kTooManyAcks, internal::kResourceExhausted, internal::kTooLarge,
      "more than 500 sequences in one acknowledgement"},
+    {internal::kInvalidLinkId, internal::kInvalidArgument, internal::kMalformed,
+     "link id is not 16 bytes"},
+    {internal::kInvalidLinkSide, internal::kInvalidArgument, internal::kMalformed,
+     "link side is not request or reply"},
+    {internal::kInvalidLinkMessage, internal::kResourceExhausted, internal::kTooLarge,
+     "link message is empty or larger than 256 KiB"},
     {internal::kListTooLong, internal::kResourceExhausted, internal::kTooLarge,
      "list is longer than its limit"},
     {internal::kInvalidErrorCode, internal::kInvalidArgument, internal::kMalformed,

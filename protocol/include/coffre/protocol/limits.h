@@ -42,6 +42,11 @@ inline constexpr std::uint32_t kMaxOneTimePreKeyId = 0xFFFFFE;   // 1..2^24-2
 
 // Accounts and prekeys.
 inline constexpr std::size_t kMaxDevicesPerUser = 100;  // entries of one DeviceList
+
+// Device linking: one sealed message per side of a link (a handover carries the user key,
+// the current key of each team and the pinned identities of peers).
+inline constexpr std::size_t kMaxLinkMessage = std::size_t{256} << 10;  // 256 KiB
+inline constexpr std::uint64_t kLinkLifetimeMs = 10 * 60 * 1000;       // 10 minutes
 inline constexpr std::size_t kMaxOneTimePreKeysPerUpload = 200;
 
 // Mailboxes.
