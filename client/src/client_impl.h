@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -56,6 +57,7 @@ struct PeerDevice {
   crypto::VerifyKey signing_key;
   std::vector<std::uint8_t> signal_identity;  // 33 bytes
   bool revoked = false;
+  std::uint64_t created_ms = 0;  // from the certificate; 0 if not recorded
 };
 
 struct Peer {
@@ -128,6 +130,13 @@ struct Client::Impl {
   // envelopes in the outbox, all in one transaction with the ratchet states.
   Status QueuePeerMessage(const Peer& peer, std::span<const std::uint8_t> plaintext);
   Result<bool> EnsureSession(std::string_view user_id, const PeerDevice& device);
+  // QueuePeerMessage's two halves, for a caller that sends to several peers in one
+  // transaction of its own. EnsureSessions sets up a session with every active device of
+  // `peer` (fetching prekey bundles: network); kUntrustedIdentity when the peer's identity
+  // key changed. EncryptToDevices encrypts to those devices and queues the envelopes; it
+  // must run inside the caller's transaction, after EnsureSessions.
+  Status EnsureSessions(const Peer& peer);
+  Status EncryptToDevices(const Peer& peer, std::span<const std::uint8_t> plaintext);
 
   // --- teams (client_teams.cc) ---
   Result<TeamRecord> TeamByName(std::string_view name);
@@ -135,8 +144,13 @@ struct Client::Impl {
   // extension of the remembered head, and stores it. Returns the verified chain.
   Result<protocol::TeamChain> RefreshChain(const TeamRecord& team);
   Result<protocol::TeamChain> StoredChain(std::span<const std::uint8_t> team_id);
+  // Signs `body` as the next statement, checks it against our own rules, sends it and
+  // stores it. `before_send`, when given, runs after the local check and before the
+  // statement leaves, with the chain as it will be once the statement lands; its failure
+  // stops the append.
+  using BeforeSend = std::function<Status(const protocol::TeamChain& next)>;
   Status AppendStatement(const TeamRecord& team, protocol::TeamChain& chain,
-                         wire::ChainStatementBody body);
+                         wire::ChainStatementBody body, const BeforeSend& before_send = {});
   Status RotateKeyLocked(const TeamRecord& team, protocol::TeamChain& chain);
   Result<crypto::SecretBytes> TeamKey(std::span<const std::uint8_t> team_id,
                                       std::uint64_t generation);
@@ -191,6 +205,12 @@ struct Client::Impl {
   Status SendUploads(SyncReport* report, const std::array<std::uint8_t, 16>* focus = nullptr,
                      const ProgressFn& progress = {});
 };
+
+// Removes the local traces of a document version that will not reach the relay: its
+// document row and its seen_items row, so that a later sync applies whatever version the
+// relay holds under that number.
+Status ForgetDocumentVersion(Client::Impl& impl, std::span<const std::uint8_t> team_id,
+                             std::span<const std::uint8_t> document_id, std::uint64_t version);
 
 // A relay refusal that retrying cannot change (the outbox and uploads drop it with a
 // warning rather than blocking every later write).

@@ -75,10 +75,17 @@ static Result<Peer> RecordDeviceList(Client::Impl& impl, const wire::DeviceList&
     // (SQLCipher 3's SQLite predates UPSERT: insert, then raise the flag.)
     COFFRE_RETURN_IF_ERROR(sql::Run(
         *impl.db,
-        "INSERT OR IGNORE INTO peer_devices (user_id, device_id, signing_key, signal_identity, revoked) "
-        "VALUES (?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO peer_devices (user_id, device_id, signing_key, signal_identity, revoked, "
+        "created_ms) VALUES (?, ?, ?, ?, ?, ?)",
         peer.user_id, device.device_id, device.signing_key.bytes(),
-        std::span<const std::uint8_t>(device.signal_identity_key), entry.revoked()));
+        std::span<const std::uint8_t>(device.signal_identity_key), entry.revoked(), device.created_ms));
+    // A row recorded before its certificate's time was kept gets it now, from the
+    // certificate of the same signing key only.
+    COFFRE_RETURN_IF_ERROR(sql::Run(*impl.db,
+                                    "UPDATE peer_devices SET created_ms = ? WHERE user_id = ? AND device_id = ? "
+                                    "AND created_ms = 0 AND signing_key = ?",
+                                    device.created_ms, peer.user_id, device.device_id,
+                                    device.signing_key.bytes()));
     if (entry.revoked()) {
       COFFRE_RETURN_IF_ERROR(sql::Run(*impl.db,
                                       "UPDATE peer_devices SET revoked = 1 WHERE user_id = ? AND device_id = ?",
@@ -135,7 +142,7 @@ Result<Peer> Client::Impl::StoredPeer(std::string_view peer_user) {
   }
   COFFRE_ASSIGN_OR_RETURN(auto devices, sql::Prepared(*db,
                                                       "SELECT device_id, signing_key, signal_identity, "
-                                                      "revoked FROM peer_devices WHERE user_id = ? "
+                                                      "revoked, created_ms FROM peer_devices WHERE user_id = ? "
                                                       "ORDER BY device_id",
                                                       peer.user_id));
   for (;;) {
@@ -143,7 +150,8 @@ Result<Peer> Client::Impl::StoredPeer(std::string_view peer_user) {
     if (!row) break;
     COFFRE_ASSIGN_OR_RETURN(auto signing, crypto::VerifyKey::FromBytes(devices.ColumnBlob(1)));
     peer.devices.push_back(PeerDevice{sql::AsU32(devices.ColumnInt64(0)), signing,
-                                      devices.ColumnBlob(2), devices.ColumnInt64(3) != 0});
+                                      devices.ColumnBlob(2), devices.ColumnInt64(3) != 0,
+                                      sql::AsU64(devices.ColumnInt64(4))});
   }
   return peer;
 }
@@ -205,45 +213,69 @@ Result<bool> Client::Impl::EnsureSession(std::string_view peer_user, const PeerD
   return false;
 }
 
-Status Client::Impl::QueuePeerMessage(const Peer& peer, std::span<const std::uint8_t> plaintext) {
+namespace {
+
+// The devices a message to `peer` goes to: every active one, but never this device.
+std::vector<const PeerDevice*> Targets(const Client::Impl& impl, const Peer& peer) {
+  std::vector<const PeerDevice*> targets;
+  for (const auto& device : peer.devices) {
+    if (device.revoked) continue;
+    if (peer.user_id == impl.user_id && device.device_id == impl.device_id) continue;
+    targets.push_back(&device);
+  }
+  return targets;
+}
+
+}  // namespace
+
+Status Client::Impl::EnsureSessions(const Peer& peer) {
   if (peer.key_changed) {
     return Fail(ErrorCode::kUntrustedIdentity,
                 "this person's identity key changed: compare safety numbers, then `coffre verify "
                 "USER --confirm`");
   }
-  std::vector<const PeerDevice*> targets;
-  for (const auto& device : peer.devices) {
-    if (device.revoked) continue;
-    if (peer.user_id == user_id && device.device_id == device_id) continue;
-    COFFRE_ASSIGN_OR_RETURN(const bool had, EnsureSession(peer.user_id, device));
+  for (const PeerDevice* device : Targets(*this, peer)) {
+    COFFRE_ASSIGN_OR_RETURN(const bool had, EnsureSession(peer.user_id, *device));
     (void)had;
-    targets.push_back(&device);
   }
-  if (targets.empty()) return Ok();
+  return Ok();
+}
+
+Status Client::Impl::QueuePeerMessage(const Peer& peer, std::span<const std::uint8_t> plaintext) {
+  COFFRE_RETURN_IF_ERROR(EnsureSessions(peer));
+  if (Targets(*this, peer).empty()) return Ok();
   // Encrypting advances the ratchets; the ciphertexts go to the outbox in the same
   // transaction, so a crash either keeps both or neither.
-  return signal_stores->RunInTransaction([&]() -> Status {
-    for (std::size_t start = 0; start < targets.size(); start += protocol::kMaxEnvelopesPerSend) {
-      wire::Request request;
-      auto* send = request.mutable_send_envelopes();
-      const std::size_t end = std::min(targets.size(), start + protocol::kMaxEnvelopesPerSend);
-      for (std::size_t i = start; i < end; ++i) {
-        const crypto::SignalAddress address{peer.user_id, static_cast<std::int32_t>(targets[i]->device_id)};
-        COFFRE_ASSIGN_OR_RETURN(auto ciphertext, signal->Encrypt(address, plaintext));
-        auto* envelope = send->add_envelopes();
-        envelope->set_recipient_user_id(peer.user_id);
-        envelope->set_recipient_device_id(targets[i]->device_id);
-        const auto client_id = NewId();
-        envelope->set_client_id(client_id.data(), client_id.size());
-        envelope->set_type(static_cast<std::uint32_t>(ciphertext.type));
-        envelope->set_ciphertext(ciphertext.bytes.data(), ciphertext.bytes.size());
-      }
-      const std::string bytes = request.SerializeAsString();
-      COFFRE_RETURN_IF_ERROR(sql::Run(*db, "INSERT INTO outbox (request, created_ms) VALUES (?, ?)",
-                                      AsBytes(bytes), NowMs()));
+  return signal_stores->RunInTransaction([&]() -> Status { return EncryptToDevices(peer, plaintext); });
+}
+
+Status Client::Impl::EncryptToDevices(const Peer& peer, std::span<const std::uint8_t> plaintext) {
+  if (peer.key_changed) {
+    return Fail(ErrorCode::kUntrustedIdentity,
+                "this person's identity key changed: compare safety numbers, then `coffre verify "
+                "USER --confirm`");
+  }
+  const std::vector<const PeerDevice*> targets = Targets(*this, peer);
+  for (std::size_t start = 0; start < targets.size(); start += protocol::kMaxEnvelopesPerSend) {
+    wire::Request request;
+    auto* send = request.mutable_send_envelopes();
+    const std::size_t end = std::min(targets.size(), start + protocol::kMaxEnvelopesPerSend);
+    for (std::size_t i = start; i < end; ++i) {
+      const crypto::SignalAddress address{peer.user_id, static_cast<std::int32_t>(targets[i]->device_id)};
+      COFFRE_ASSIGN_OR_RETURN(auto ciphertext, signal->Encrypt(address, plaintext));
+      auto* envelope = send->add_envelopes();
+      envelope->set_recipient_user_id(peer.user_id);
+      envelope->set_recipient_device_id(targets[i]->device_id);
+      const auto client_id = NewId();
+      envelope->set_client_id(client_id.data(), client_id.size());
+      envelope->set_type(static_cast<std::uint32_t>(ciphertext.type));
+      envelope->set_ciphertext(ciphertext.bytes.data(), ciphertext.bytes.size());
     }
-    return Ok();
-  });
+    const std::string bytes = request.SerializeAsString();
+    COFFRE_RETURN_IF_ERROR(sql::Run(*db, "INSERT INTO outbox (request, created_ms) VALUES (?, ?)",
+                                    AsBytes(bytes), NowMs()));
+  }
+  return Ok();
 }
 
 Result<SafetyNumberView> Client::SafetyNumber(std::string_view peer_user) {
@@ -305,6 +337,7 @@ Result<std::vector<DeviceView>> Client::ListDevices() {
     view.device_id = device.device_id;
     view.this_device = device.device_id == impl_->device_id;
     view.revoked = device.revoked;
+    view.created_ms = device.created_ms;
     views.push_back(view);
   }
   return views;

@@ -133,6 +133,9 @@ constexpr storage::Migration kProfileMigrations[] = {
      "  outbox_id INTEGER NOT NULL,"
      "  created_ms INTEGER NOT NULL,"
      "  UNIQUE (team_id, blob_id));"},
+    // When each device was certified: the created_ms of its certificate, which its user's
+    // identity key signed (0 until the certificate is seen again after this migration).
+    {2, "ALTER TABLE peer_devices ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;"},
 };
 
 Status RelayFailure(const wire::Error& error) {

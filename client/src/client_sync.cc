@@ -1,7 +1,10 @@
 // Sync: the outbox goes out, the mailbox comes in (decrypted and kept in the same
 // transaction as the ratchet state it changes), then every team's chain and items.
 #include <algorithm>
+#include <filesystem>
 #include <map>
+#include <optional>
+#include <system_error>
 
 #include "client_impl.h"
 #include "coffre/protocol/limits.h"
@@ -30,6 +33,93 @@ void Warn(SyncReport* report, std::string warning) {
   if (report != nullptr) report->warnings.push_back(std::move(warning));
 }
 
+namespace {
+
+// Whether the relay's version `body.version()` of the item is `manifest` itself (the same
+// signed body and signature). kIo while the relay cannot say: the outbox entry waits.
+Result<bool> RelayHolds(Client::Impl& impl, const wire::ItemManifest& manifest,
+                        const wire::ItemManifestBody& body) {
+  wire::Request request;
+  request.mutable_get_item()->set_team_id(body.team_id());
+  request.mutable_get_item()->set_item_id(body.item_id());
+  request.mutable_get_item()->set_version(body.version());
+  COFFRE_ASSIGN_OR_RETURN(const wire::Response response, impl.RawCall(request));
+  if (response.has_error()) {
+    if (!IsPermanentRefusal(response.error().code())) {
+      return Fail(ErrorCode::kIo, "the relay is busy; the outbox waits");
+    }
+    return false;
+  }
+  if (!response.has_item()) return false;
+  const wire::ItemManifest& held = response.item().manifest();
+  return held.body() == manifest.body() && held.signature() == manifest.signature();
+}
+
+// A queued document version the relay did not take (refused, or another writer's version
+// got its number first): its outbox entry (`outbox_id`), any staged upload of it and its
+// document row go together, so the profile never shows a version the relay does not have,
+// and the next sync applies the relay's own. The person is told to put the file again.
+Status DropDocumentVersion(Client::Impl& impl, std::int64_t outbox_id,
+                           const wire::ItemManifestBody& body, const wire::Error& error,
+                           SyncReport* report) {
+  const auto team_id = AsBytes(body.team_id());
+  const auto document_id = AsBytes(body.item_id());
+  std::string team_name = "?";
+  std::string document_name = "?";
+  std::vector<std::string> staged;
+  {
+    COFFRE_ASSIGN_OR_RETURN(auto team_row,
+                            sql::Prepared(*impl.db, "SELECT name FROM teams WHERE team_id = ?", team_id));
+    COFFRE_ASSIGN_OR_RETURN(const bool team_found, team_row.Step());
+    if (team_found) team_name = team_row.ColumnText(0);
+    COFFRE_ASSIGN_OR_RETURN(auto document_row,
+                            sql::Prepared(*impl.db,
+                                          "SELECT name FROM documents WHERE team_id = ? AND document_id = ? "
+                                          "AND version = ?",
+                                          team_id, document_id, body.version()));
+    COFFRE_ASSIGN_OR_RETURN(const bool document_found, document_row.Step());
+    if (document_found) document_name = document_row.ColumnText(0);
+    COFFRE_ASSIGN_OR_RETURN(auto uploads,
+                            sql::Prepared(*impl.db, "SELECT staged_path FROM uploads WHERE outbox_id = ?",
+                                          outbox_id));
+    for (;;) {
+      COFFRE_ASSIGN_OR_RETURN(const bool row, uploads.Step());
+      if (!row) break;
+      staged.push_back(uploads.ColumnText(0));
+    }
+  }
+  const Status dropped = impl.signal_stores->RunInTransaction([&]() -> Status {
+    COFFRE_RETURN_IF_ERROR(sql::Run(*impl.db, "DELETE FROM uploads WHERE outbox_id = ?", outbox_id));
+    COFFRE_RETURN_IF_ERROR(sql::Run(*impl.db, "DELETE FROM outbox WHERE id = ?", outbox_id));
+    return ForgetDocumentVersion(impl, team_id, document_id, body.version());
+  });
+  COFFRE_RETURN_IF_ERROR(dropped);
+  for (const auto& path : staged) {
+    std::error_code ec;
+    std::filesystem::remove(impl.dir / path, ec);
+  }
+  std::string warning = "team ";
+  warning += team_name;
+  warning += ": version ";
+  warning += std::to_string(body.version());
+  warning += " of document '";
+  warning += document_name;
+  warning += "' (";
+  warning += Hex(document_id);
+  if (error.code() == wire::ERROR_CODE_CONFLICT && error.current_version() >= body.version()) {
+    warning += ") was not kept: someone else put version ";
+    warning += std::to_string(error.current_version());
+    warning += " first; put the file again on top of it (doc put --replace)";
+  } else {
+    warning += ") was refused by the relay and not kept: ";
+    warning += error.message();
+  }
+  Warn(report, std::move(warning));
+  return Ok();
+}
+
+}  // namespace
+
 Status Client::Impl::QueueRequest(const wire::Request& request) {
   const std::string bytes = request.SerializeAsString();
   return sql::Run(*db, "INSERT INTO outbox (request, created_ms) VALUES (?, ?)", AsBytes(bytes), NowMs());
@@ -40,13 +130,19 @@ Status Client::Impl::SendOutbox(SyncReport* report) {
   // manifest only once its blob is complete.
   COFFRE_RETURN_IF_ERROR(SendUploads(report));
   for (;;) {
-    COFFRE_ASSIGN_OR_RETURN(auto row, sql::Prepared(*db, "SELECT id, request FROM outbox ORDER BY id LIMIT 1"));
-    COFFRE_ASSIGN_OR_RETURN(const bool found, row.Step());
-    if (!found) return Ok();
-    const std::int64_t id = row.ColumnInt64(0);
-    const auto bytes = row.ColumnBlob(1);
+    // Read whole, so that no statement stays open across the transactions below.
+    std::int64_t id = 0;
     wire::Request request;
-    if (!request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    bool parsed = false;
+    {
+      COFFRE_ASSIGN_OR_RETURN(auto row, sql::Prepared(*db, "SELECT id, request FROM outbox ORDER BY id LIMIT 1"));
+      COFFRE_ASSIGN_OR_RETURN(const bool found, row.Step());
+      if (!found) return Ok();
+      id = row.ColumnInt64(0);
+      const auto bytes = row.ColumnBlob(1);
+      parsed = request.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+    }
+    if (!parsed) {
       COFFRE_RETURN_IF_ERROR(sql::Run(*db, "DELETE FROM outbox WHERE id = ?", id));
       Warn(report, "a damaged outbox entry was dropped");
       continue;
@@ -56,14 +152,24 @@ Status Client::Impl::SendOutbox(SyncReport* report) {
     if (!response) return response.error();  // kept: sent again next time
     if (response->has_error()) {
       const auto& error = response->error();
-      bool landed = false;
-      if (error.code() == wire::ERROR_CODE_CONFLICT && request.has_put_item_version()) {
-        // A retry of a version that did land: the relay's current version is ours.
+      std::optional<wire::ItemManifestBody> put;
+      if (request.has_put_item_version()) {
         auto body = protocol::ParseItemManifestBody(request.put_item_version().manifest());
-        landed = body && error.current_version() == body->version();
+        if (body) put = std::move(*body);
+      }
+      bool landed = false;
+      if (error.code() == wire::ERROR_CODE_CONFLICT && put && error.current_version() == put->version()) {
+        // The relay's current version has our number: a retry of ours after a lost answer,
+        // or another writer's version that got there first (two members replacing the same
+        // version while offline). Only the manifest the relay holds tells.
+        COFFRE_ASSIGN_OR_RETURN(landed, RelayHolds(*this, request.put_item_version().manifest(), *put));
       }
       if (!landed) {
         if (!IsPermanentRefusal(error.code())) return Fail(ErrorCode::kIo, "the relay is busy; the outbox waits");
+        if (put && put->kind() == kKindDocument) {
+          COFFRE_RETURN_IF_ERROR(DropDocumentVersion(*this, id, *put, error, report));
+          continue;
+        }
         Warn(report, "the relay refused a queued write: " + std::string(error.message()));
       }
     } else if (report != nullptr) {

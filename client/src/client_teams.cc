@@ -178,7 +178,7 @@ Result<protocol::TeamChain> Client::Impl::RefreshChain(const TeamRecord& team) {
 }
 
 Status Client::Impl::AppendStatement(const TeamRecord& team, protocol::TeamChain& chain,
-                                     wire::ChainStatementBody body) {
+                                     wire::ChainStatementBody body, const BeforeSend& before_send) {
   const auto head = chain.head();
   body.set_team_id(Str(team.team_id));
   body.set_sequence(head.sequence + 1);
@@ -190,6 +190,7 @@ Status Client::Impl::AppendStatement(const TeamRecord& team, protocol::TeamChain
   // Our own rules first: a statement this profile would refuse from others is never sent.
   protocol::TeamChain next = chain;
   if (auto applied = next.Apply(statement, KeyLookup()); !applied) return ChainError(applied.error());
+  if (before_send) COFFRE_RETURN_IF_ERROR(before_send(next));
   wire::Request request;
   *request.mutable_append_chain_statement()->mutable_statement() = statement;
   auto appended = Call(std::move(request));
@@ -257,40 +258,103 @@ static std::vector<std::string> KeyHolders(const protocol::TeamChain& chain) {
 Status Client::Impl::RotateKeyLocked(const TeamRecord& team, protocol::TeamChain& chain) {
   const std::uint64_t previous = chain.key_generation();
   const std::uint64_t generation = previous + 1;
+  // A session with every device of every key holder first, as AddMember does: fetching
+  // prekey bundles is what a bad link or a hostile relay makes fail, and a failure here
+  // leaves the chain unchanged rather than naming a generation some members never receive.
+  std::vector<Peer> recipients;
+  for (const auto& member : KeyHolders(chain)) {
+    COFFRE_ASSIGN_OR_RETURN(Peer peer, FetchPeer(member));
+    COFFRE_RETURN_IF_ERROR(EnsureSessions(peer));
+    recipients.push_back(std::move(peer));
+  }
   const crypto::SecretBytes key = GenerateTeamKey();
   COFFRE_ASSIGN_OR_RETURN(const auto commitment, KeyCommitment(team.team_id, generation, key));
+  std::optional<crypto::SecretBytes> old_key;
+  if (previous > 0) {
+    COFFRE_ASSIGN_OR_RETURN(auto held, TeamKey(team.team_id, previous));
+    old_key.emplace(std::move(held));
+  }
   wire::ChainStatementBody body;
   body.mutable_rotate_key()->set_generation(generation);
   body.mutable_rotate_key()->set_commitment(commitment.data(), commitment.size());
-  // The key is stored before the statement goes out, so a crash in between leaves a key
-  // that the chain may not name yet, never a named generation that no one holds.
-  COFFRE_RETURN_IF_ERROR(sql::Run(*db, "INSERT OR REPLACE INTO team_keys (team_id, generation, key) VALUES (?, ?, ?)",
-                                  team.team_id, generation, key));
-  COFFRE_RETURN_IF_ERROR(AppendStatement(team, chain, std::move(body)));
-  if (previous > 0) {
-    // Current members read history: the previous generation, sealed under the new one, is
-    // kept on the relay as an item of the team.
-    COFFRE_ASSIGN_OR_RETURN(const crypto::SecretBytes old_key, TeamKey(team.team_id, previous));
-    COFFRE_ASSIGN_OR_RETURN(const auto history,
-                            SealPreviousGeneration(key, old_key, team.team_id, previous, generation));
-    wire::ItemManifestBody manifest;
-    const auto item_id = NewId();
-    manifest.set_team_id(Str(team.team_id));
-    manifest.set_item_id(Str(item_id));
-    manifest.set_version(1);
-    manifest.set_parent_version(0);
-    manifest.set_kind(std::string(kKindKeyHistory));
-    manifest.set_key_generation(generation);
-    manifest.set_encrypted_metadata(Str(history));
-    manifest.set_author_user_id(user_id);
-    manifest.set_author_device_id(device_id);
-    manifest.set_created_ms(NowMs());
-    COFFRE_ASSIGN_OR_RETURN(auto signed_manifest, protocol::SignItemManifest(manifest, *device_key));
-    wire::Request request;
-    *request.mutable_put_item_version()->mutable_manifest() = signed_manifest;
-    COFFRE_RETURN_IF_ERROR(QueueRequest(request));
+
+  // The new key, the key history item and every delivery are recorded in one transaction
+  // before the statement goes out: whatever happens next (a crash, a cut, a lost answer),
+  // a generation the chain names is held here and on its way to every member. What may be
+  // left is a key the chain never names, whose deliveries their recipients refuse.
+  std::int64_t queued_after = 0;  // the rotation's outbox rows: (queued_after, queued_last]
+  std::int64_t queued_last = 0;
+  bool queued = false;
+  const auto record = [&](const protocol::TeamChain& next) -> Status {
+    TeamKeyDelivery delivery;
+    delivery.team_id = team.team_id;
+    delivery.generation = generation;
+    delivery.key = crypto::SecretBytes::CopyOf(key.span());
+    delivery.chain_head = next.head();
+    delivery.team_name = team.name;
+    COFFRE_ASSIGN_OR_RETURN(const crypto::SecretBytes plaintext, EncodePeerMessage(delivery));
+    std::optional<wire::Request> history_request;
+    if (old_key) {
+      // Current members read history: the previous generation, sealed under the new one,
+      // is kept on the relay as an item of the team.
+      COFFRE_ASSIGN_OR_RETURN(const auto history,
+                              SealPreviousGeneration(key, *old_key, team.team_id, previous, generation));
+      wire::ItemManifestBody manifest;
+      const auto item_id = NewId();
+      manifest.set_team_id(Str(team.team_id));
+      manifest.set_item_id(Str(item_id));
+      manifest.set_version(1);
+      manifest.set_parent_version(0);
+      manifest.set_kind(std::string(kKindKeyHistory));
+      manifest.set_key_generation(generation);
+      manifest.set_encrypted_metadata(Str(history));
+      manifest.set_author_user_id(user_id);
+      manifest.set_author_device_id(device_id);
+      manifest.set_created_ms(NowMs());
+      COFFRE_ASSIGN_OR_RETURN(auto signed_manifest, protocol::SignItemManifest(manifest, *device_key));
+      history_request.emplace();
+      *history_request->mutable_put_item_version()->mutable_manifest() = signed_manifest;
+    }
+    const Status recorded = signal_stores->RunInTransaction([&]() -> Status {
+      COFFRE_ASSIGN_OR_RETURN(const auto before, sql::QueryInt(*db, "SELECT max(id) FROM outbox"));
+      queued_after = before.value_or(0);
+      COFFRE_RETURN_IF_ERROR(sql::Run(*db,
+                                      "INSERT OR REPLACE INTO team_keys (team_id, generation, key) "
+                                      "VALUES (?, ?, ?)",
+                                      team.team_id, generation, key));
+      if (history_request) COFFRE_RETURN_IF_ERROR(QueueRequest(*history_request));
+      for (const Peer& peer : recipients) {
+        COFFRE_RETURN_IF_ERROR(EncryptToDevices(peer, plaintext.span()));
+      }
+      COFFRE_ASSIGN_OR_RETURN(const auto last, sql::QueryInt(*db, "SELECT max(id) FROM outbox"));
+      queued_last = last.value_or(0);
+      return Ok();
+    });
+    COFFRE_RETURN_IF_ERROR(recorded);
+    queued = true;
+    return Ok();
+  };
+  const Status appended = AppendStatement(team, chain, std::move(body), record);
+  if (appended || !queued) return appended;
+  // The relay did not confirm the statement, yet it may hold it (an answer lost on the way
+  // back): the chain it serves now tells. When it cannot say, the deliveries stay queued.
+  auto fresh = RefreshChain(team);
+  if (!fresh) return appended;
+  auto named = CommitmentFor(*this, team.team_id, generation);
+  if (named && crypto::ConstantTimeEquals(*named, commitment)) {
+    chain = std::move(*fresh);
+    return Ok();
   }
-  return DeliverTeamKey(*this, team, chain, generation, KeyHolders(chain));
+  // Not sent: the rotation's deliveries and its key go, so that neither a stale key nor a
+  // delivery of it stands in the way of the generation someone else may have named.
+  const Status undone = signal_stores->RunInTransaction([&]() -> Status {
+    COFFRE_RETURN_IF_ERROR(
+        sql::Run(*db, "DELETE FROM outbox WHERE id > ? AND id <= ?", queued_after, queued_last));
+    return sql::Run(*db, "DELETE FROM team_keys WHERE team_id = ? AND generation = ? AND key = ?", team.team_id,
+                    generation, key);
+  });
+  COFFRE_RETURN_IF_ERROR(undone);
+  return appended;
 }
 
 Result<TeamView> Client::Impl::BuildTeamView(const TeamRecord& team, const protocol::TeamChain& chain) {

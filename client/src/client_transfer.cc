@@ -75,6 +75,16 @@ unsigned Cores() {
 // Byte offset of sealed chunk `index` in a stream.
 std::uint64_t ChunkOffset(std::uint64_t index) { return kHeader + index * kSealedChunk; }
 
+// The plaintext bytes whose sealed chunks lie wholly within the first `stream_bytes` bytes
+// of the stream (`blob_size` bytes) of a `plaintext_size`-byte document: what a count of
+// blob bytes means to the person whose file it is. Never decreases as `stream_bytes` grows.
+std::uint64_t PlaintextWithin(std::uint64_t stream_bytes, std::uint64_t plaintext_size,
+                              std::uint64_t blob_size) {
+  if (stream_bytes >= blob_size) return plaintext_size;
+  if (stream_bytes <= kHeader) return 0;
+  return std::min(plaintext_size, (stream_bytes - kHeader) / kSealedChunk * kChunk);
+}
+
 // A file descriptor with one owner, closed at scope exit.
 class FileDescriptor {
  public:
@@ -390,10 +400,8 @@ std::uint64_t ClaimedVersion(const std::optional<wire::ItemManifest>& manifest) 
 
 // Seals `plaintext_size` bytes of `source` into `staged` (header, then every chunk), on
 // every core a batch at a time, and returns the BLAKE2b-256 of the stream as written.
-// `on_progress` gets the plaintext bytes sealed so far.
 Result<protocol::Hash> SealIntoStaging(int source, std::uint64_t plaintext_size,
-                                       const crypto::DocumentStreamCipher& cipher, int staged,
-                                       const std::function<void(std::uint64_t)>& on_progress) {
+                                       const crypto::DocumentStreamCipher& cipher, int staged) {
   BlobHasher hasher;
   hasher.Update(cipher.header());
   COFFRE_RETURN_IF_ERROR(WriteAll(staged, cipher.header()));
@@ -438,7 +446,6 @@ Result<protocol::Hash> SealIntoStaging(int source, std::uint64_t plaintext_size,
     if (!written) return written.error();
     previous_size = plain_bytes + static_cast<std::size_t>(count) * crypto::kStreamTagSize;
     current = 1 - current;
-    if (on_progress) on_progress(plain_offset + plain_bytes);
   }
   const std::span<const std::uint8_t> last =
       std::span(sealed[static_cast<std::size_t>(1 - current)]).first(previous_size);
@@ -467,7 +474,8 @@ Result<std::uint64_t> CurrentVersion(Client::Impl& impl, const TeamRecord& team,
   return current;
 }
 
-// Removes the local traces of a document version that will not reach the relay.
+}  // namespace
+
 Status ForgetDocumentVersion(Client::Impl& impl, std::span<const std::uint8_t> team_id,
                              std::span<const std::uint8_t> document_id, std::uint64_t version) {
   COFFRE_RETURN_IF_ERROR(sql::Run(
@@ -477,6 +485,8 @@ Status ForgetDocumentVersion(Client::Impl& impl, std::span<const std::uint8_t> t
                   "DELETE FROM seen_items WHERE team_id = ? AND item_id = ? AND version = ?",
                   team_id, document_id, version);
 }
+
+namespace {
 
 Result<DocumentView> PutDocumentImpl(Client::Impl& impl, std::string_view team_name,
                                      const std::filesystem::path& file,
@@ -545,12 +555,17 @@ Result<DocumentView> PutDocumentImpl(Client::Impl& impl, std::string_view team_n
   if (!staged.valid())
     return Fail(ErrorCode::kIo, "cannot create the staged copy in the profile folder");
   RemoveUnlessKept staged_guard(staged_path);
-  const std::uint64_t progress_total = plaintext_size + blob_size;
-  COFFRE_ASSIGN_OR_RETURN(
-      const protocol::Hash blob_hash,
-      SealIntoStaging(source.get(), plaintext_size, cipher, staged.get(), [&](std::uint64_t done) {
-        if (progress) progress(done, progress_total);
-      }));
+  // What the person sees is the file's bytes that reached the relay, out of the file's size
+  // (the size the command prints), never going back: sealing shows as 0, and a resumed
+  // upload starts where the relay stopped.
+  std::uint64_t reported = 0;
+  auto report_progress = [&](std::uint64_t done) {
+    reported = std::max(reported, std::min(done, plaintext_size));
+    if (progress) progress(reported, plaintext_size);
+  };
+  report_progress(0);
+  COFFRE_ASSIGN_OR_RETURN(const protocol::Hash blob_hash,
+                          SealIntoStaging(source.get(), plaintext_size, cipher, staged.get()));
   if (::fsync(staged.get()) != 0 || !staged.Close()) {
     return Fail(ErrorCode::kIo, "cannot write the staged copy to disk (disk full?)");
   }
@@ -623,8 +638,9 @@ Result<DocumentView> PutDocumentImpl(Client::Impl& impl, std::string_view team_n
   // Best effort from here: offline, the document waits in the profile for `coffre sync`.
   const Status uploaded =
       impl.SendUploads(nullptr, &blob_id, [&](std::uint64_t done, std::uint64_t) {
-        if (progress) progress(plaintext_size + done, progress_total);
+        report_progress(PlaintextWithin(done, plaintext_size, blob_size));
       });
+  if (uploaded) report_progress(plaintext_size);  // the relay holds the whole blob
   COFFRE_ASSIGN_OR_RETURN(
       const auto recorded,
       sql::QueryInt(*impl.db,
@@ -640,13 +656,15 @@ Result<DocumentView> PutDocumentImpl(Client::Impl& impl, std::string_view team_n
   COFFRE_ASSIGN_OR_RETURN(const auto still_queued,
                           sql::QueryInt(*impl.db, "SELECT 1 FROM outbox WHERE id = ?", outbox_id));
   if (still_queued) return view;  // the relay went away meanwhile: sent at the next sync
-  // The manifest left the outbox: accepted, or refused, or taken for a retry of ours when
-  // the relay's current version has our number (a CONFLICT whose current_version is this
-  // version) while it is someone else's. Only the manifest the relay holds tells, so it is
-  // compared. When the relay cannot say, the version is taken as sent.
-  auto landed = RelayManifest(impl, write.team, document_id, version);
-  if (!landed || (*landed && (*landed)->signature() == manifest.signature())) return view;
-  COFFRE_RETURN_IF_ERROR(ForgetDocumentVersion(impl, write.team.team_id, document_id, version));
+  // The manifest left the outbox. SendOutbox keeps the document row only when the relay
+  // holds this very manifest; when it refused it, or holds another writer's version under
+  // this number, the row is gone.
+  COFFRE_ASSIGN_OR_RETURN(
+      const auto kept,
+      sql::QueryInt(*impl.db,
+                    "SELECT 1 FROM documents WHERE team_id = ? AND document_id = ? AND version = ?",
+                    write.team.team_id, document_id, version));
+  if (kept) return view;
   if (version > 1) {
     return Fail(ErrorCode::kConflict,
                 "someone else put a new version of this document first: run `coffre sync` and put "
@@ -871,6 +889,7 @@ Status DownloadInto(Client::Impl& impl, const TeamRecord& team, const wire::Item
   std::optional<crypto::DocumentStreamCipher> cipher;
   crypto::SecretBytes plain(static_cast<std::size_t>(
       std::min(std::min(kChunksPerBatch, chunk_count) * kChunk, plaintext_size)));
+  if (progress) progress(0, plaintext_size);
   COFFRE_ASSIGN_OR_RETURN(Bytes current, fetch(0));
   for (std::uint64_t first = 0; first < chunk_count; first += kChunksPerBatch) {
     const std::uint64_t count = std::min(kChunksPerBatch, chunk_count - first);
@@ -907,8 +926,8 @@ Status DownloadInto(Client::Impl& impl, const TeamRecord& team, const wire::Item
     }
     if (!next) return next.error();
     COFFRE_RETURN_IF_ERROR(WriteAll(out, output));
-    if (progress)
-      progress(first + count == chunk_count ? blob_size : ChunkOffset(first + count), blob_size);
+    // The file's bytes written (opened and authenticated), out of its size.
+    if (progress) progress(plain_offset + plain_bytes, plaintext_size);
     current = std::move(*next);
   }
   const protocol::Hash hash = hasher.Final();

@@ -716,5 +716,66 @@ TEST_F(AdversarialRelayTest, PreKeyBundleUnderAnotherIdentityThanTheCertifiedOne
   });
 }
 
+TEST_F(AdversarialRelayTest, RotationWhoseKeyCannotReachAMemberLeavesTheChainUnchanged) {
+  alice_ = Enrol("alice", /*admin=*/true);
+  bob_ = Enrol("bob");
+  auto dave = Enrol("dave");
+  ASSERT_TRUE(alice_ && bob_ && dave);
+  ASSERT_OK(alice_->CreateTeam(kTeam));
+  ASSERT_OK(alice_->AddMember(kTeam, "dave", Role::kAdmin));
+  Sync(*dave);
+  // Dave adds Bob: Alice has no session with Bob's device, so a rotation by her sets one up.
+  ASSERT_OK(dave->AddMember(kTeam, "bob", Role::kMember));
+  Sync(*bob_);
+  auto before = alice_->ShowTeam(kTeam);
+  ASSERT_OK(before);
+  ASSERT_EQ(before->key_generation, 1u);
+
+  // The relay answers for Bob's device with a bundle under a libsignal identity of its own.
+  auto forged = ForgeDevice("bob", bob_->device_id());
+  ASSERT_TRUE(forged);
+  std::int64_t bob_before = -1;
+  std::int64_t dave_before = -1;
+  Tamper([&](storage::Database& db) {
+    Sql(db, "UPDATE devices SET signal_identity_key = ?3 WHERE user_id = ?1 AND device_id = ?2",
+        {std::string("bob"), std::int64_t{bob_->device_id()}, ToBytes(forged->signal_identity)});
+    PublishPreKeys(db, "bob", bob_->device_id(), *forged);
+    bob_before = EnvelopesEverQueued(db, "bob", bob_->device_id());
+    dave_before = EnvelopesEverQueued(db, "dave", dave->device_id());
+  });
+
+  const Status rotated = alice_->RotateTeamKey(kTeam);
+  ASSERT_FALSE(rotated);
+  EXPECT_EQ(rotated.error().code(), ErrorCode::kUntrustedIdentity);
+  EXPECT_THAT(std::string(rotated.error().context()),
+              HasSubstr("the relay sent a prekey bundle under another identity key"));
+  // The chain names no generation that Bob could never receive, and nothing of the
+  // rotation waits in Alice's outbox or reached anyone.
+  auto after = alice_->ShowTeam(kTeam);
+  ASSERT_OK(after);
+  EXPECT_EQ(after->chain_sequence, before->chain_sequence);
+  EXPECT_EQ(after->chain_head, before->chain_head);
+  EXPECT_EQ(after->key_generation, 1u);
+  auto report = alice_->Sync();
+  ASSERT_OK(report);
+  EXPECT_EQ(report->outbox_sent, 0u);
+  Inspect([&](storage::Database& db) {
+    EXPECT_EQ(EnvelopesEverQueued(db, "bob", bob_->device_id()), bob_before);
+    EXPECT_EQ(EnvelopesEverQueued(db, "dave", dave->device_id()), dave_before);
+  });
+  // Dave, who holds a good session with Bob, rotates: everyone gets the new generation.
+  ASSERT_OK(dave->RotateTeamKey(kTeam));
+  Sync(*bob_);
+  Sync(*alice_);
+  auto bob_view = bob_->ShowTeam(kTeam);
+  ASSERT_OK(bob_view);
+  EXPECT_EQ(bob_view->key_generation, 2u);
+  ASSERT_OK(alice_->CreateChannel(kTeam, "plans"));
+  ASSERT_OK(alice_->Post(kTeam, "plans", "Nouvelle clé", std::nullopt));
+  Sync(*bob_);
+  EXPECT_EQ(Texts(bob_->ReadChannel(kTeam, "plans", std::nullopt, std::nullopt)),
+            std::vector<std::string>{"Nouvelle clé"});
+}
+
 }  // namespace
 }  // namespace coffre::client

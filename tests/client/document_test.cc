@@ -20,6 +20,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "coffre/client/client.h"
@@ -465,7 +466,7 @@ TEST_F(DocumentTest, ConcurrentReplaceIsAClearConflict) {
   bool alice_went = false;
   auto raced = bob->PutDocument(
       kTeam, bobs, "plan.pdf", v1->document_id, [&](std::uint64_t done, std::uint64_t) {
-        if (done > size && !alice_went) {  // encrypted; now uploading
+        if (done == size && !alice_went) {  // Bob's blob is at the relay, his manifest not yet
           alice_went = true;
           auto put = alice->PutDocument(kTeam, alices, "plan.pdf", v1->document_id, {});
           EXPECT_TRUE(put) << put.error().context();
@@ -484,6 +485,156 @@ TEST_F(DocumentTest, ConcurrentReplaceIsAClearConflict) {
   auto got = bob->GetDocument(kTeam, v1->document_id, files() / "current", std::nullopt, {});
   ASSERT_TRUE(got) << got.error().context();
   EXPECT_TRUE(ReadFile(files() / "current") == ReadFile(alices));
+}
+
+TEST_F(DocumentTest, VersionThatLostARaceWhileOfflineIsDroppedWithAWarning) {
+  auto alice = Enrol("alice", true);
+  auto bob = Enrol("bob");
+  ASSERT_TRUE(alice && bob);
+  MakeTeam(*alice, {bob.get()});
+  auto v1 = alice->PutDocument(kTeam, MakeFile("plan.pdf", 100 * 1024, 20), std::nullopt,
+                               std::nullopt, {});
+  ASSERT_TRUE(v1) << v1.error().context();
+  Sync(*bob);
+
+  // Both replace version 1 while the link is down: each makes a version 2 of their own.
+  proxy_->Refuse();
+  const fs::path alices = MakeFile("plan-alice.pdf", 3000, 21);
+  const fs::path bobs = MakeFile("plan-bob.pdf", 4000, 22);
+  auto alice_v2 = alice->PutDocument(kTeam, alices, "plan.pdf", v1->document_id, {});
+  ASSERT_TRUE(alice_v2) << alice_v2.error().context();
+  EXPECT_EQ(alice_v2->version, 2u);
+  auto bob_v2 = bob->PutDocument(kTeam, bobs, "plan.pdf", v1->document_id, {});
+  ASSERT_TRUE(bob_v2) << bob_v2.error().context();
+  EXPECT_EQ(bob_v2->version, 2u);
+  proxy_->Restore();
+
+  // Alice's comes back first and lands. Bob's finds version 2 taken by hers: the relay's
+  // CONFLICT names version 2, which is not his. He is told, and keeps nothing of it.
+  Sync(*alice);
+  auto report = bob->Sync();
+  ASSERT_TRUE(report) << report.error().context();
+  ASSERT_EQ(report->warnings.size(), 1u);
+  EXPECT_NE(report->warnings[0].find("someone else put version 2 first"), std::string::npos)
+      << report->warnings[0];
+  EXPECT_NE(report->warnings[0].find(v1->document_id), std::string::npos) << report->warnings[0];
+  EXPECT_EQ(report->outbox_pending, 0u);
+  EXPECT_EQ(EntriesIn(Profile("bob") / "staging"), 0u);
+
+  // Bob's profile shows the relay's version 2, Alice's, and gets her bytes.
+  auto versions = bob->DocumentVersions(kTeam, v1->document_id);
+  ASSERT_TRUE(versions) << versions.error().context();
+  ASSERT_EQ(versions->size(), 2u);
+  EXPECT_EQ((*versions)[1].version, 2u);
+  EXPECT_EQ((*versions)[1].author, "alice");
+  auto got = bob->GetDocument(kTeam, v1->document_id, files() / "bob-current", std::nullopt, {});
+  ASSERT_TRUE(got) << got.error().context();
+  EXPECT_EQ(got->author, "alice");
+  EXPECT_TRUE(ReadFile(files() / "bob-current") == ReadFile(alices));
+
+  // Put again, his file goes on top of hers, and everyone sees all three.
+  auto bob_v3 = bob->PutDocument(kTeam, bobs, "plan.pdf", v1->document_id, {});
+  ASSERT_TRUE(bob_v3) << bob_v3.error().context();
+  EXPECT_EQ(bob_v3->version, 3u);
+  Sync(*alice);
+  auto alice_versions = alice->DocumentVersions(kTeam, v1->document_id);
+  ASSERT_TRUE(alice_versions) << alice_versions.error().context();
+  ASSERT_EQ(alice_versions->size(), 3u);
+  EXPECT_EQ((*alice_versions)[1].author, "alice");
+  EXPECT_EQ((*alice_versions)[2].author, "bob");
+}
+
+TEST_F(DocumentTest, ResentVersionThatHadLandedIsKeptWithoutAWarning) {
+  auto alice = Enrol("alice", true);
+  auto bob = Enrol("bob");
+  ASSERT_TRUE(alice && bob);
+  MakeTeam(*alice, {bob.get()});
+  auto v1 = alice->PutDocument(kTeam, MakeFile("plan.pdf", 10 * 1024, 23), std::nullopt,
+                               std::nullopt, {});
+  ASSERT_TRUE(v1) << v1.error().context();
+  const fs::path second = MakeFile("plan-v2.pdf", 20 * 1024, 24);
+  auto v2 = alice->PutDocument(kTeam, second, "plan.pdf", v1->document_id, {});
+  ASSERT_TRUE(v2) << v2.error().context();
+  ASSERT_EQ(v2->version, 2u);
+  // The state a lost answer leaves: version 2 landed, and its manifest is still queued
+  // (put back by hand). Sent again, the relay's CONFLICT names version 2, which is hers.
+  alice.reset();
+  EditProfile("alice", [&](storage::Database& db) {
+    auto row = db.Prepare("SELECT manifest FROM documents WHERE version = 2");
+    ASSERT_TRUE(row) << row.error().context();
+    auto found = row->Step();
+    ASSERT_TRUE(found && *found);
+    const std::vector<std::uint8_t> bytes = row->ColumnBlob(0);
+    wire::v1::Request request;
+    ASSERT_TRUE(request.mutable_put_item_version()->mutable_manifest()->ParseFromArray(
+        bytes.data(), static_cast<int>(bytes.size())));
+    const std::string serialized = request.SerializeAsString();
+    auto insert = db.Prepare("INSERT INTO outbox (request, created_ms) VALUES (?1, 0)");
+    ASSERT_TRUE(insert) << insert.error().context();
+    ASSERT_TRUE(insert->Bind(1, std::span<const std::uint8_t>(
+                                    reinterpret_cast<const std::uint8_t*>(serialized.data()),
+                                    serialized.size())));
+    auto inserted = insert->Step();
+    ASSERT_TRUE(inserted) << inserted.error().context();
+  });
+  alice = Reopen("alice");
+  ASSERT_TRUE(alice);
+  auto report = alice->Sync();
+  ASSERT_TRUE(report) << report.error().context();
+  EXPECT_TRUE(report->warnings.empty()) << report->warnings.front();
+  EXPECT_EQ(report->outbox_pending, 0u);
+  auto versions = alice->DocumentVersions(kTeam, v1->document_id);
+  ASSERT_TRUE(versions) << versions.error().context();
+  ASSERT_EQ(versions->size(), 2u);
+  auto got = alice->GetDocument(kTeam, v1->document_id, files() / "current", std::nullopt, {});
+  ASSERT_TRUE(got) << got.error().context();
+  EXPECT_EQ(got->version, 2u);
+  EXPECT_TRUE(ReadFile(files() / "current") == ReadFile(second));
+}
+
+// What a ProgressFn receives is the file's bytes, out of the file's size (what `coffre doc
+// put` and `doc get` print), never going back, and ends at that size.
+void ExpectHonestProgress(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& calls,
+                          std::uint64_t size) {
+  ASSERT_FALSE(calls.empty());
+  std::uint64_t last = 0;
+  bool between = false;
+  for (const auto& [done, total] : calls) {
+    EXPECT_EQ(total, size);
+    EXPECT_LE(done, total);
+    EXPECT_GE(done, last) << "progress went back";
+    between = between || (done > 0 && done < total);
+    last = done;
+  }
+  EXPECT_EQ(calls.back().first, size);
+  EXPECT_TRUE(between) << "no progress was shown before the end";
+}
+
+TEST_F(DocumentTest, ProgressCountsTheFileBytesOnceAndEndsAtItsSize) {
+  auto alice = Enrol("alice", true);
+  auto bob = Enrol("bob");
+  ASSERT_TRUE(alice && bob);
+  MakeTeam(*alice, {bob.get()});
+  const std::size_t size = 5 * 1024 * 1024 + 333;  // two upload pieces, two download ranges
+  const fs::path file = MakeFile("plan.pdf", size, 25);
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> put_calls;
+  auto put = alice->PutDocument(kTeam, file, std::nullopt, std::nullopt,
+                                [&](std::uint64_t done, std::uint64_t total) {
+                                  put_calls.emplace_back(done, total);
+                                });
+  ASSERT_TRUE(put) << put.error().context();
+  EXPECT_EQ(put->size, size);
+  ExpectHonestProgress(put_calls, put->size);
+
+  Sync(*bob);
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> get_calls;
+  auto got = bob->GetDocument(kTeam, put->document_id, files() / "copy", std::nullopt,
+                              [&](std::uint64_t done, std::uint64_t total) {
+                                get_calls.emplace_back(done, total);
+                              });
+  ASSERT_TRUE(got) << got.error().context();
+  EXPECT_EQ(got->size, size);
+  ExpectHonestProgress(get_calls, got->size);
 }
 
 TEST_F(DocumentTest, RemovedMemberCannotGetAVersionMadeAfterRemoval) {

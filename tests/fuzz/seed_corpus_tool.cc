@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "coffre/client/content.h"
 #include "coffre/crypto/aead.h"
 #include "coffre/crypto/document_stream.h"
 #include "coffre/crypto/passphrase_kdf.h"
@@ -27,6 +28,8 @@
 #include "coffre/crypto/signal_protocol.h"
 #include "coffre/crypto/signature.h"
 #include "coffre/crypto/x25519.h"
+#include "coffre/wire/v1/wire.pb.h"
+#include "content_fuzz_keys.h"
 
 namespace coffre::crypto {
 namespace {
@@ -209,6 +212,153 @@ void WriteSignalEdits(CorpusWriter& out) {
   for (const auto& [name, bytes] : seeds) out.Write("signal_message_fuzz", name, bytes);
 }
 
+// --- The client's content formats, under the keys of content_fuzz_keys.h ----------------
+
+client::ItemId CountingId(std::uint8_t first) {
+  client::ItemId id{};
+  for (std::size_t i = 0; i < id.size(); ++i) id[i] = static_cast<std::uint8_t>(first + i);
+  return id;
+}
+
+protocol::Hash FilledHash(std::uint8_t value) {
+  protocol::Hash hash{};
+  hash.fill(value);
+  return hash;
+}
+
+Bytes Serialized(const google::protobuf::Message& message) {
+  const std::string bytes = message.SerializeAsString();
+  return Bytes(bytes.begin(), bytes.end());
+}
+
+void SetBytes(std::string* field, std::span<const std::uint8_t> bytes) {
+  field->assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+// peer_message_fuzz input: the padded plaintext a pairwise session delivers.
+void WritePeerMessages(CorpusWriter& out) {
+  client::TeamKeyDelivery delivery;
+  delivery.team_id = CountingId(0x10);
+  delivery.generation = 3;
+  delivery.key = CountingBytes(0x30, client::kTeamKeySize);
+  delivery.chain_head = {7, FilledHash(0x55)};
+  delivery.team_name = "sdis-operations";
+  const auto team_key = client::EncodePeerMessage(delivery);
+  Require(team_key.has_value(), "cannot encode a team key delivery");
+  out.Write("peer_message_fuzz", "team-key", team_key->span());
+
+  const std::pair<const char*, std::string> directs[] = {
+      {"direct-short", "Point de regroupement Nord"},
+      {"direct-empty", ""},
+      {"direct-long", std::string(3000, 'x')},
+  };
+  std::uint8_t first = 0x40;
+  for (const auto& [name, text] : directs) {
+    client::DirectMessage direct;
+    direct.message_id = CountingId(first++);
+    direct.text = text;
+    direct.sent_ms = 1764000000000;
+    const auto encoded = client::EncodePeerMessage(direct);
+    Require(encoded.has_value(), "cannot encode a direct message");
+    out.Write("peer_message_fuzz", name, encoded->span());
+  }
+}
+
+// post_open_fuzz input: a serialized "post" ItemManifestBody sealed under ChannelKey().
+void WritePosts(CorpusWriter& out) {
+  struct Seed {
+    const char* name;
+    bool reply;
+    std::string text;
+  };
+  const Seed seeds[] = {
+      {"post", false, "Point de regroupement Nord, 14 h"},
+      {"reply-in-thread", true, "Bien reçu"},
+      {"post-long", false, std::string(5000, 'y')},
+  };
+  std::uint8_t first = 0x30;
+  for (const auto& seed : seeds) {
+    client::PostContext context;
+    context.team_id = CountingId(0x10);
+    context.generation = 2;
+    context.channel_id = CountingId(0x20);
+    context.post_id = CountingId(first++);
+    if (seed.reply) context.parent_post_id = CountingId(0x90);
+    context.sender_user_id = "alice";
+    context.sender_device_id = 1;
+    context.chain_head = {4, FilledHash(0x66)};
+    const auto sealed =
+        client::SealPost(fuzz::ChannelKey(), context, seed.text, 1764000000000);
+    Require(sealed.has_value(), "cannot seal a post");
+    wire::v1::ItemManifestBody body;
+    SetBytes(body.mutable_team_id(), context.team_id);
+    SetBytes(body.mutable_item_id(), context.post_id);
+    body.set_version(1);
+    body.set_kind(std::string(client::kPostKind));
+    body.set_key_generation(context.generation);
+    SetBytes(body.mutable_encrypted_metadata(), *sealed);
+    body.set_author_user_id(context.sender_user_id);
+    body.set_author_device_id(context.sender_device_id);
+    body.set_created_ms(1764000000000);
+    out.Write("post_open_fuzz", seed.name, Serialized(body));
+  }
+}
+
+// item_metadata_fuzz input: a serialized "channel" or "document" ItemManifestBody, its
+// metadata under MetadataKey(), its document key DocumentKey() wrapped under WrapKey().
+void WriteItemMetadata(CorpusWriter& out) {
+  client::ItemContext channel_context{CountingId(0x10), CountingId(0x50), 1, 2};
+  const auto channel_info =
+      client::SealChannelInfo(fuzz::MetadataKey(), channel_context, client::ChannelInfo{"plans"});
+  Require(channel_info.has_value(), "cannot seal channel metadata");
+  wire::v1::ItemManifestBody channel;
+  SetBytes(channel.mutable_team_id(), channel_context.team_id);
+  SetBytes(channel.mutable_item_id(), channel_context.item_id);
+  channel.set_version(channel_context.version);
+  channel.set_kind(std::string(client::kChannelKind));
+  channel.set_key_generation(channel_context.generation);
+  SetBytes(channel.mutable_encrypted_metadata(), *channel_info);
+  channel.set_author_user_id("alice");
+  channel.set_author_device_id(1);
+  out.Write("item_metadata_fuzz", "channel", Serialized(channel));
+
+  client::ItemContext document_context{CountingId(0x10), CountingId(0x60), 2, 2};
+  client::DocumentInfo info{"plan-ETARE-entrepot.pdf", "application/pdf", 123456};
+  const auto document_info = client::SealDocumentInfo(fuzz::MetadataKey(), document_context, info);
+  const auto wrapped =
+      client::WrapDocumentKey(fuzz::WrapKey(), document_context, fuzz::DocumentKey());
+  const auto blob_size = CiphertextSize(info.size);
+  Require(document_info && wrapped && blob_size, "cannot seal document metadata");
+  wire::v1::ItemManifestBody document;
+  SetBytes(document.mutable_team_id(), document_context.team_id);
+  SetBytes(document.mutable_item_id(), document_context.item_id);
+  document.set_version(document_context.version);
+  document.set_parent_version(document_context.version - 1);
+  document.set_kind(std::string(client::kDocumentKind));
+  document.set_key_generation(document_context.generation);
+  SetBytes(document.mutable_wrapped_key(), *wrapped);
+  SetBytes(document.mutable_encrypted_metadata(), *document_info);
+  document.set_author_user_id("bob");
+  document.set_author_device_id(2);
+  out.Write("item_metadata_fuzz", "document-without-blob", Serialized(document));
+  SetBytes(document.mutable_blob_id(), CountingId(0x70));
+  document.set_blob_size(*blob_size);
+  SetBytes(document.mutable_blob_hash(), FilledHash(0x77));
+  out.Write("item_metadata_fuzz", "document", Serialized(document));
+}
+
+// key_history_fuzz input: [generation] || KeyHistory entry of OldTeamKey() under NewTeamKey().
+void WriteKeyHistory(CorpusWriter& out) {
+  for (const std::uint8_t generation : {std::uint8_t{2}, std::uint8_t{3}, std::uint8_t{200}}) {
+    const auto entry = client::SealPreviousGeneration(fuzz::NewTeamKey(), fuzz::OldTeamKey(),
+                                                      fuzz::FuzzTeamId(), generation - 1u,
+                                                      generation);
+    Require(entry.has_value(), "cannot seal a key history entry");
+    const Bytes input = Concat({std::span<const std::uint8_t>(&generation, 1), *entry});
+    out.Write("key_history_fuzz", "generation-" + std::to_string(generation), input);
+  }
+}
+
 }  // namespace
 }  // namespace coffre::crypto
 
@@ -225,5 +375,9 @@ int main(int argc, char** argv) {
   coffre::crypto::WriteSealedBoxes(out);
   coffre::crypto::WriteSignatures(out);
   coffre::crypto::WriteSignalEdits(out);
+  coffre::crypto::WritePeerMessages(out);
+  coffre::crypto::WritePosts(out);
+  coffre::crypto::WriteItemMetadata(out);
+  coffre::crypto::WriteKeyHistory(out);
   return 0;
 }
