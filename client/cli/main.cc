@@ -129,6 +129,11 @@ struct Args {
 
   std::string device;
   bool confirm = false;
+
+  std::string audit_type;
+  std::string audit_object;
+  std::string audit_from;
+  std::string audit_to;
 };
 
 // What every command needs besides its own arguments: where the profile is and the
@@ -798,6 +803,48 @@ int RunDeviceRevoke(const Args& args, Session& session) {
   return kExitOk;
 }
 
+// --- the audit log -----------------------------------------------------------------------
+
+int RunAuditShow(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "audit show";
+  client::AuditFilter filter;
+  if (!args.team.empty()) {
+    if (auto valid = CheckName(args.team); !valid) return Usage(kWhat, valid.error(), args.team);
+    filter.team = args.team;
+  }
+  if (!args.audit_object.empty()) filter.object = args.audit_object;
+  if (!args.audit_type.empty()) filter.type = args.audit_type;
+  const std::uint64_t now = NowMs();
+  if (!args.audit_from.empty()) {
+    auto from = ParseSince(args.audit_from, now);
+    if (!from) return Usage(kWhat, from.error(), args.audit_from);
+    filter.from_ms = *from;
+  }
+  if (!args.audit_to.empty()) {
+    auto to = ParseSince(args.audit_to, now);
+    if (!to) return Usage(kWhat, to.error(), args.audit_to);
+    filter.to_ms = *to;
+  }
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+  auto entries = client->AuditEntries(filter);
+  if (!entries) return Failed(kWhat, entries.error(), args.audit_type);
+  Print(args.json ? DumpJson(ToJson(*entries)) : FormatAuditEntries(*entries));
+  return kExitOk;
+}
+
+int RunAuditVerify(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "audit verify";
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+  auto report = client->VerifyAuditLog();
+  if (!report) return Failed(kWhat, report.error());
+  Print(args.json ? DumpJson(ToJson(*report)) : FormatAuditVerify(*report));
+  return report->ok ? kExitOk : kExitFailed;
+}
+
 int RunVerify(const Args& args, Session& session) {
   constexpr std::string_view kWhat = "verify";
   if (auto valid = CheckLogin(args.user); !valid) return Usage(kWhat, valid.error(), args.user);
@@ -996,6 +1043,21 @@ int Main(int argc, char** argv) {
       device->add_subcommand("revoke", "Revoke a device (every team key is rotated)");
   AddPositional(device_revoke, "DEVICE", args.device, "Device id, as `device list` shows");
 
+  CLI::App* audit = app.add_subcommand("audit", "The relay's audit log (auditors)");
+  audit->require_subcommand(1);
+  CLI::App* audit_show = audit->add_subcommand("show", "Entries of the relay's audit log");
+  audit_show->add_option("--team", args.team, "Only entries about this team")->type_name("TEAM");
+  audit_show->add_option("--object", args.audit_object, "Only entries about this item or blob (id prefix)")
+      ->type_name("ID");
+  audit_show->add_option("--type", args.audit_type, "Only this event (login, item_fetched, blob_fetched, ...)")
+      ->type_name("EVENT");
+  audit_show->add_option("--from", args.audit_from, "From this time (as --since of read)")->type_name("WHEN");
+  audit_show->add_option("--to", args.audit_to, "Before this time")->type_name("WHEN");
+  AddJsonFlag(audit_show, args);
+  CLI::App* audit_verify = audit->add_subcommand(
+      "verify", "Check the log from the first entry to a fresh signed checkpoint");
+  AddJsonFlag(audit_verify, args);
+
   CLI::App* verify = app.add_subcommand("verify", "Show the safety number shared with USER");
   AddPositional(verify, "USER", args.user, "Login");
   verify->add_flag("--confirm", args.confirm,
@@ -1050,6 +1112,8 @@ int Main(int argc, char** argv) {
   if (device_link->parsed()) return RunDeviceLink(session);
   if (device_revoke->parsed()) return RunDeviceRevoke(args, session);
   if (verify->parsed()) return RunVerify(args, session);
+  if (audit_show->parsed()) return RunAuditShow(args, session);
+  if (audit_verify->parsed()) return RunAuditVerify(args, session);
   return Fail(kExitUsage, "usage", "no command given (see `coffre --help`)");
 }
 

@@ -272,6 +272,72 @@ std::string FormatDevices(const std::vector<client::DeviceView>& devices) {
   return out;
 }
 
+std::string FormatAuditEntries(const std::vector<client::AuditEntryView>& entries) {
+  std::string out;
+  for (const auto& entry : entries) {
+    out += std::to_string(entry.index);
+    out += "  ";
+    out += FormatUtcTime(entry.time_ms);
+    out += "  ";
+    out += entry.type;
+    out += ' ';
+    out += entry.result;
+    if (!entry.actor.empty()) {
+      out += "  actor ";
+      out += entry.actor;
+    }
+    if (entry.device_id != 0) {
+      out += " device ";
+      out += std::to_string(entry.device_id);
+    }
+    if (!entry.team.empty()) {
+      out += "  team ";
+      out += entry.team.substr(0, 12);
+    }
+    if (!entry.object.empty()) {
+      out += "  object ";
+      out += entry.object.substr(0, 12);
+    }
+    if (entry.version != 0) {
+      out += " v";
+      out += std::to_string(entry.version);
+    }
+    out += "  ";
+    out += SanitizeForTerminal(entry.node);
+    out += '/';
+    out += SanitizeForTerminal(entry.jurisdiction);
+    out += "  details ";
+    out += entry.details;
+    out += '\n';
+  }
+  return out;
+}
+
+std::string FormatAuditVerify(const client::AuditVerifyReport& report) {
+  std::string out;
+  if (report.ok) {
+    out += "audit log verified: ";
+    out += std::to_string(report.entries_checked);
+    out += " entries, every one well formed and in the signed tree\n";
+  } else {
+    out += "AUDIT LOG VERIFICATION FAILED: ";
+    out += SanitizeForTerminal(report.problem);
+    if (report.first_bad_index) {
+      out += "; first bad entry: index ";
+      out += std::to_string(*report.first_bad_index);
+    }
+    out += '\n';
+  }
+  out += "checkpoint: size ";
+  out += std::to_string(report.tree_size);
+  out += ", root ";
+  out += report.root;
+  out += "\npreviously verified size: ";
+  out += std::to_string(report.previous_size);
+  out += '\n';
+  return out;
+}
+
 std::string FormatSafetyNumber(const client::SafetyNumberView& view) {
   const std::string user = SanitizeForTerminal(view.user_id);
   std::string out = "safety number with ";
@@ -382,6 +448,27 @@ nlohmann::json ToJson(const client::DeviceView& device) {
           {"revoked", device.revoked},
           {"created_ms", device.created_ms},
           {"created", FormatUtcTime(device.created_ms)}};
+}
+
+nlohmann::json ToJson(const client::AuditEntryView& entry) {
+  return {{"index", entry.index},         {"time_ms", entry.time_ms},
+          {"time", FormatUtcTime(entry.time_ms)},
+          {"type", entry.type},           {"result", entry.result},
+          {"actor", entry.actor},         {"device_id", entry.device_id},
+          {"team", entry.team},           {"object", entry.object},
+          {"version", entry.version},     {"node", entry.node},
+          {"jurisdiction", entry.jurisdiction}, {"details", entry.details}};
+}
+
+nlohmann::json ToJson(const client::AuditVerifyReport& report) {
+  nlohmann::json out = {{"ok", report.ok},
+                        {"tree_size", report.tree_size},
+                        {"root", report.root},
+                        {"previous_size", report.previous_size},
+                        {"entries_checked", report.entries_checked},
+                        {"problem", report.problem}};
+  out["first_bad_index"] = report.first_bad_index ? nlohmann::json(*report.first_bad_index) : nlohmann::json();
+  return out;
 }
 
 nlohmann::json ToJson(const client::SafetyNumberView& view) {

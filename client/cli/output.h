@@ -41,6 +41,10 @@ std::string FormatPosts(const std::vector<client::PostView>& posts);
 std::string FormatDirectMessages(const std::vector<client::DirectMessageView>& messages);
 std::string FormatDocuments(const std::vector<client::DocumentView>& documents);
 std::string FormatDevices(const std::vector<client::DeviceView>& devices);
+// One line per audit entry: index, UTC time, event, result, actor, device, team, object,
+// node/jurisdiction, details state.
+std::string FormatAuditEntries(const std::vector<client::AuditEntryView>& entries);
+std::string FormatAuditVerify(const client::AuditVerifyReport& report);
 std::string FormatSafetyNumber(const client::SafetyNumberView& view);
 std::string FormatSyncReport(const client::SyncReport& report);
 
@@ -50,6 +54,8 @@ nlohmann::json ToJson(const client::PostView& post);
 nlohmann::json ToJson(const client::DirectMessageView& message);
 nlohmann::json ToJson(const client::DocumentView& document);
 nlohmann::json ToJson(const client::DeviceView& device);
+nlohmann::json ToJson(const client::AuditEntryView& entry);
+nlohmann::json ToJson(const client::AuditVerifyReport& report);
 nlohmann::json ToJson(const client::SafetyNumberView& view);
 nlohmann::json ToJson(const client::SyncReport& report);
 template <typename T>

@@ -25,6 +25,7 @@
 #include "coffre/storage/database.h"
 #include "coffre/storage/signal_store.h"
 #include "coffre/client/content.h"
+#include "coffre/audit/checkpoint.h"
 #include "coffre/client/device_link.h"
 #include "coffre/wire/v1/wire.pb.h"
 
@@ -177,6 +178,15 @@ struct Client::Impl {
   // Learns each handed-over team: its chain from the relay must contain the head the
   // existing device verified, and each key must match the chain's commitment.
   Status AdoptLinkedTeams(const std::vector<LinkedTeam>& teams);
+
+  // --- audit log (client_audit.cc) ---
+  // Fetches the relay's latest checkpoint (a fresh one when `fresh`), verifies it under the
+  // pinned log key and as an extension of the stored one (consistency proof), and stores it.
+  // A checkpoint that does not verify or extend is kept as evidence, warned about in
+  // `report` (and put in `alarm`), and fails with kAuthenticationFailed. kNotFound when the
+  // relay keeps no log.
+  Result<audit::Checkpoint> WitnessAuditLog(SyncReport* report, bool fresh,
+                                            std::string* alarm = nullptr);
 
   // --- sync (client_sync.cc) ---
   // Appends a request to the outbox (its replay must be harmless).

@@ -136,6 +136,28 @@ constexpr storage::Migration kProfileMigrations[] = {
     // When each device was certified: the created_ms of its certificate, which its user's
     // identity key signed (0 until the certificate is seen again after this migration).
     {2, "ALTER TABLE peer_devices ADD COLUMN created_ms INTEGER NOT NULL DEFAULT 0;"},
+    // The relay's audit log as this profile last verified it (client_audit.cc): the pinned
+    // log key and origin, the last checkpoint that extended the one before, the leaf hashes
+    // `audit verify` checked (so a rewritten entry is named by its index), and every
+    // checkpoint that failed to extend the stored one, kept as evidence.
+    {3,
+     "CREATE TABLE audit_log ("
+     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+     "  log_key TEXT NOT NULL,"
+     "  origin TEXT NOT NULL,"
+     "  tree_size INTEGER NOT NULL,"
+     "  root BLOB NOT NULL,"
+     "  note TEXT NOT NULL,"
+     "  verified_ms INTEGER NOT NULL);"
+     "CREATE TABLE audit_leaves ("
+     "  idx INTEGER PRIMARY KEY,"
+     "  leaf_hash BLOB NOT NULL);"
+     "CREATE TABLE audit_evidence ("
+     "  id INTEGER PRIMARY KEY,"
+     "  note TEXT NOT NULL,"
+     "  log_key TEXT NOT NULL,"
+     "  reason TEXT NOT NULL,"
+     "  seen_ms INTEGER NOT NULL);"},
 };
 
 Status RelayFailure(const wire::Error& error) {

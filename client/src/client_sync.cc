@@ -506,6 +506,10 @@ Result<SyncReport> Client::Sync() {
   COFFRE_RETURN_IF_ERROR(impl_->SendOutbox(&report));
   COFFRE_ASSIGN_OR_RETURN(auto pending, sql::QueryInt(*impl_->db, "SELECT count(*) FROM outbox"));
   report.outbox_pending = pending ? sql::AsU64(*pending) : 0;
+  // Every device witnesses the relay's audit log: a checkpoint that does not extend the one
+  // stored is an alarm in the report (and evidence in the profile), never a failed sync.
+  // (A relay without a log, or a lost connection, leaves the stored checkpoint as it is.)
+  (void)impl_->WitnessAuditLog(&report, /*fresh=*/true);
   return report;
 }
 

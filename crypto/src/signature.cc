@@ -126,4 +126,14 @@ std::array<std::uint8_t, kEd25519SignatureSize> SigningKey::Sign(
   return internal::Ed25519Sign(*this, encoded.span());
 }
 
+std::array<std::uint8_t, kEd25519SignatureSize> SignUnlabelled(
+    const SigningKey& key, std::span<const std::uint8_t> message) {
+  return internal::Ed25519Sign(key, message);
+}
+
+Status VerifyUnlabelled(const VerifyKey& key, std::span<const std::uint8_t> message,
+                        std::span<const std::uint8_t> signature) {
+  return internal::Ed25519Verify(key, message, signature);
+}
+
 }  // namespace coffre::crypto

@@ -161,6 +161,32 @@ Status ValidateAddDevice(const v1::AddDevice& request) {
   return StatusOf(ParseDeviceCertificateBody(request.certificate()));
 }
 
+Status ValidateAuditProofRequest(const v1::GetAuditProof& request) {
+  switch (request.kind_case()) {
+    case v1::GetAuditProof::kInclusion:
+      return Check(request.inclusion().index() < request.inclusion().tree_size(),
+                   Failure::kInvalidAuditProofRequest);
+    case v1::GetAuditProof::kConsistency:
+      return Check(request.consistency().first_size() >= 1 &&
+                       request.consistency().first_size() <= request.consistency().second_size(),
+                   Failure::kInvalidAuditProofRequest);
+    case v1::GetAuditProof::KIND_NOT_SET:
+      break;
+  }
+  return Fail(Failure::kInvalidAuditProofRequest);
+}
+
+Status ValidateAuditEntries(const v1::AuditEntries& page) {
+  COFFRE_RETURN_IF_ERROR(Check(static_cast<std::size_t>(page.entries_size()) <= kMaxAuditEntriesPerPage,
+                               Failure::kListTooLong));
+  for (const v1::AuditLogEntry& entry : page.entries()) {
+    COFFRE_RETURN_IF_ERROR(Check(!entry.entry().empty() && entry.entry().size() <= kMaxAuditEntry &&
+                                     entry.sealed_details().size() <= kMaxSealedDetails,
+                                 Failure::kInvalidAuditRecord));
+  }
+  return Ok();
+}
+
 Status ValidateLinkSide(v1::LinkSide side) {
   return Check(side == v1::LINK_SIDE_REQUEST || side == v1::LINK_SIDE_REPLY,
                Failure::kInvalidLinkSide);
@@ -540,6 +566,14 @@ Status ValidateRequest(const v1::Request& request) {
     case v1::Request::kBlobStatus:
       COFFRE_RETURN_IF_ERROR(ValidateTeamId(request.blob_status().team_id()));
       return ValidateBlobId(request.blob_status().blob_id());
+    case v1::Request::kGetAuditCheckpoint:
+      return Ok();
+    case v1::Request::kGetAuditEntries: {
+      const std::uint32_t limit = request.get_audit_entries().limit();
+      return Check(limit >= 1 && limit <= kMaxAuditEntriesPerPage, Failure::kInvalidAuditRange);
+    }
+    case v1::Request::kGetAuditProof:
+      return ValidateAuditProofRequest(request.get_audit_proof());
     case v1::Request::METHOD_NOT_SET:
       break;
   }
@@ -605,6 +639,21 @@ Status ValidateResponse(const v1::Response& response) {
     }
     case v1::Response::kBlob:
       return ValidateBlobInfo(response.blob());
+    case v1::Response::kAuditCheckpoint:
+      return Check(response.audit_checkpoint().note().size() <= kMaxCheckpointNote &&
+                       response.audit_checkpoint().log_key().size() <= kMaxLogKeyLength,
+                   Failure::kInvalidAuditRecord);
+    case v1::Response::kAuditEntries:
+      return ValidateAuditEntries(response.audit_entries());
+    case v1::Response::kAuditProof: {
+      const auto& hashes = response.audit_proof().hashes();
+      COFFRE_RETURN_IF_ERROR(Check(static_cast<std::size_t>(hashes.size()) <= kMaxAuditProofHashes,
+                                   Failure::kInvalidAuditRecord));
+      for (const std::string& hash : hashes) {
+        COFFRE_RETURN_IF_ERROR(ValidateExactSize(hash, kHashSize, Failure::kInvalidHash));
+      }
+      return Ok();
+    }
     case v1::Response::kOk:
       return Ok();
     case v1::Response::RESULT_NOT_SET:

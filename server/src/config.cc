@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
@@ -64,6 +65,31 @@ class TableReader {
     const auto value = node->value_exact<std::string>();
     if (!value) return Fail(key, "must be a string");
     out = *value;
+  }
+
+  // 32 bytes as 64 hex digits: a public X25519 key.
+  void X25519Key(std::string_view key, std::optional<crypto::X25519PublicKey>& out) {
+    std::string value;
+    const bool present = Find(key) != nullptr;
+    String(key, value);
+    if (!present || !ok_) return;
+    std::array<std::uint8_t, crypto::kX25519KeySize> bytes{};
+    if (value.size() != 2 * bytes.size()) return Fail(key, "must be 64 hex digits");
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+      const auto digit = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+      };
+      const int high = digit(value[2 * i]);
+      const int low = digit(value[2 * i + 1]);
+      if (high < 0 || low < 0) return Fail(key, "must be 64 hex digits");
+      bytes[i] = static_cast<std::uint8_t>(high * 16 + low);
+    }
+    auto parsed = crypto::X25519PublicKey::FromBytes(bytes);
+    if (!parsed) return Fail(key, "is not a valid X25519 public key");
+    out = *parsed;
   }
 
   void Path(std::string_view key, std::optional<std::filesystem::path>& out) {
@@ -211,6 +237,7 @@ bool ReadConfig(const toml::table& root, RelayConfig& config, std::string* detai
   au.String("origin", config.audit.origin);
   au.String("node", config.audit.node);
   au.String("jurisdiction", config.audit.jurisdiction);
+  au.X25519Key("auditor_key", config.audit.auditor_key);
   au.Finish();
   return au.ok();
 }

@@ -17,6 +17,7 @@
 
 #include "coffre/base/result.h"
 #include "coffre/crypto/secret_bytes.h"
+#include "coffre/crypto/x25519.h"
 #include "log.h"
 
 namespace coffre::server {
@@ -105,6 +106,10 @@ struct AuditConfig {
   std::string origin = "coffre-relay.invalid/log";  // log origin in checkpoints
   std::string node = "relay-1";                     // this relay node
   std::string jurisdiction = "FR";                  // where the node runs
+  // The organisation's auditor key (X25519, 64 hex digits in the file): details of events that
+  // concern no team with an auditor key of its own are sealed to it. None: such events
+  // keep no details.
+  std::optional<crypto::X25519PublicKey> auditor_key;
 };
 
 struct ListenAddress {

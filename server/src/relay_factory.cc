@@ -1,6 +1,8 @@
 // coffre-relay's service and admin commands over the data directory (relay_factory.h).
 #include "relay_factory.h"
 
+#include "audit_recorder.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -65,6 +67,9 @@ Result<std::unique_ptr<Service>> MakeRelayService(const RelayConfig& config,
   options.auth = config.auth;
   options.quotas = config.quotas;
   options.rate_limits = config.rate_limits;
+  COFFRE_ASSIGN_OR_RETURN(auto audit,
+                          AuditRecorder::Open(config.data_dir, operator_key, config.audit, nullptr));
+  options.audit = std::move(audit);
   return NewRelayService(std::move(options), std::move(store));
 }
 
@@ -117,6 +122,11 @@ int RunAdminStatus(const RelayConfig& config, const crypto::SecretBytes& operato
   std::printf("teams %llu\n", static_cast<unsigned long long>(counts->teams));
   std::printf("queued_envelopes %llu\n", static_cast<unsigned long long>(counts->queued_envelopes));
   std::printf("blob_bytes %llu\n", static_cast<unsigned long long>(counts->blob_bytes));
+  // The audit log: its size and the key its checkpoints are signed with, which auditors pin.
+  if (auto audit = AuditRecorder::Open(config.data_dir, operator_key, config.audit, nullptr)) {
+    std::printf("audit_entries %llu\n", static_cast<unsigned long long>((*audit)->log().Size()));
+    std::printf("audit_log_key %s\n", (*audit)->VerifierKey().c_str());
+  }
   std::fflush(stdout);
   return 0;
 }

@@ -129,7 +129,20 @@ HttpReply RelayService::OnHttp(const HttpRequestInfo& request, std::span<const s
       return HttpError(500, wire::ERROR_CODE_INTERNAL, "internal error");
     }
     const TeamAccess access = put ? TeamAccess::kWrite : TeamAccess::kDownload;
+    AuditEvent fetch;
+    fetch.type = audit::EventType::kBlobFetched;
+    fetch.user_id = principal.user_id;
+    fetch.device_id = principal.device_id;
+    fetch.team_id = target->team_id;
+    fetch.item_id = target->blob_id;
+    std::optional<crypto::X25519PublicKey> auditor;
+    if (!put && !head) fetch.team_auditor = TeamAuditorKey(target->team_id, auditor);
     if (!role->has_value() || !AccessAllowed(**role, access)) {
+      if (!put && !head) {
+        fetch.result = audit::EventResult::kRefused;
+        fetch.details.reason = "not allowed in this team";
+        (void)Record(fetch, request.peer_address);
+      }
       return HttpError(403, wire::ERROR_CODE_FORBIDDEN, "not allowed in this team");
     }
     if (put) {
@@ -143,7 +156,12 @@ HttpReply RelayService::OnHttp(const HttpRequestInfo& request, std::span<const s
       }
       return HandleBlobPut(*target, body);
     }
-    return HandleBlobGet(*target, request, head);
+    HttpReply served = HandleBlobGet(*target, request, head);
+    // Blob bytes leave only once their fetch is recorded.
+    if (!head && served.file && !Record(fetch, request.peer_address)) {
+      return HttpError(503, wire::ERROR_CODE_UNAVAILABLE, "the audit log cannot record this");
+    }
+    return served;
   }();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

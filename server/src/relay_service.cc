@@ -653,6 +653,12 @@ void RelayService::Dispatch(Call& call, const wire::Request& request) {
       return HandleCreateBlob(call, request.create_blob());
     case wire::Request::kBlobStatus:
       return HandleBlobStatus(call, request.blob_status());
+    case wire::Request::kGetAuditCheckpoint:
+      return HandleGetAuditCheckpoint(call, request.get_audit_checkpoint());
+    case wire::Request::kGetAuditEntries:
+      return HandleGetAuditEntries(call, request.get_audit_entries());
+    case wire::Request::kGetAuditProof:
+      return HandleGetAuditProof(call, request.get_audit_proof());
     case wire::Request::METHOD_NOT_SET:
       break;
   }
@@ -699,16 +705,28 @@ void RelayService::HandleRegister(Call& call, const wire::Register& request) {
   auto grant = store_->RegisterUser(code_hash, call.now_ms, user, record);
   if (!grant) {
     switch (grant.error().code()) {
-      case ErrorCode::kNotFound:
+      case ErrorCode::kNotFound: {
         CountAuthFailure(address);
+        AuditEvent refused;
+        refused.type = audit::EventType::kEnrolment;
+        refused.result = audit::EventResult::kRefused;
+        refused.details.subject_user_id = request.user_id();
+        refused.details.reason = "enrolment code unknown, used or expired";
+        (void)Record(refused, address);
         return SetError(call, wire::ERROR_CODE_ENROLMENT_INVALID,
                         "enrolment code is unknown, used or expired");
+      }
       case ErrorCode::kAlreadyExists:
         return SetError(call, wire::ERROR_CODE_ALREADY_EXISTS, "user id is taken");
       default:
         return SetStoreError(call, grant.error());
     }
   }
+  AuditEvent enrolled;
+  enrolled.type = audit::EventType::kEnrolment;
+  enrolled.user_id = request.user_id();
+  enrolled.device_id = device->device_id;
+  (void)Record(enrolled, address);
   wire::Registered* registered = call.response.mutable_registered();
   registered->set_user_id(request.user_id());
   registered->set_org_id(grant->org_id);
@@ -730,6 +748,21 @@ void RelayService::HandleChallenge(Call& call) {
   challenge->set_relay_identity(std::string(AsText(options_.relay_identity)));
 }
 
+namespace {
+
+// A failed login as the audit log keeps it: the device named, and why.
+AuditEvent FailedLogin(const wire::Authenticate& request, const char* reason) {
+  AuditEvent event;
+  event.type = audit::EventType::kLogin;
+  event.result = audit::EventResult::kFailed;
+  if (protocol::ValidateUserId(request.user_id())) event.user_id = request.user_id();
+  event.device_id = request.device_id();
+  event.details.reason = reason;
+  return event;
+}
+
+}  // namespace
+
 void RelayService::HandleAuthenticate(Call& call, const wire::Authenticate& request) {
   const std::string& address = call.state.connection->peer_address();
   if (AuthRateLimited(call, address)) return;
@@ -738,6 +771,7 @@ void RelayService::HandleAuthenticate(Call& call, const wire::Authenticate& requ
   if (!pending || call.now_ms > call.state.challenge_expires_ms ||
       !crypto::ConstantTimeEquals(*pending, AsBytes(request.nonce()))) {
     CountAuthFailure(address);
+    (void)Record(FailedLogin(request, "challenge unknown, used or expired"), address);
     return SetError(call, wire::ERROR_CODE_AUTHENTICATION_FAILED,
                     "challenge is unknown, used or expired");
   }
@@ -745,6 +779,7 @@ void RelayService::HandleAuthenticate(Call& call, const wire::Authenticate& requ
   if (!device) return SetStoreError(call, device.error());
   if (!device->has_value() || (*device)->revoked) {
     CountAuthFailure(address);
+    (void)Record(FailedLogin(request, "device unknown or revoked"), address);
     return SetError(call, wire::ERROR_CODE_AUTHENTICATION_FAILED, "device is unknown or revoked");
   }
   auto key = crypto::VerifyKey::FromBytes((*device)->signing_key);
@@ -752,6 +787,7 @@ void RelayService::HandleAuthenticate(Call& call, const wire::Authenticate& requ
   if (!protocol::VerifyAuthChallenge(*key, request.user_id(), request.device_id(), *pending,
                                      options_.relay_identity, AsBytes(request.signature()))) {
     CountAuthFailure(address);
+    (void)Record(FailedLogin(request, "signature does not verify"), address);
     return SetError(call, wire::ERROR_CODE_AUTHENTICATION_FAILED, "signature does not verify");
   }
 
@@ -772,6 +808,11 @@ void RelayService::HandleAuthenticate(Call& call, const wire::Authenticate& requ
   reply->set_token(std::string(AsText(token.span())));
   reply->set_expires_ms(static_cast<std::uint64_t>(expires_ms));
 
+  AuditEvent login;
+  login.type = audit::EventType::kLogin;
+  login.user_id = request.user_id();
+  login.device_id = request.device_id();
+  (void)Record(login, address);
   Authenticate(call.state, Principal{request.user_id(), request.device_id(), expires_ms});
   ConnectionState* state = &call.state;
   call.after.push_back([this, state, device = DeviceKey{request.user_id(), request.device_id()}] {
@@ -839,6 +880,12 @@ void RelayService::HandleAddDevice(Call& call, const wire::AddDevice& request) {
     }
     return SetStoreError(call, added.error());
   }
+  AuditEvent event;
+  event.type = audit::EventType::kDeviceAdded;
+  event.user_id = principal.user_id;
+  event.device_id = principal.device_id;
+  event.version = device->device_id;  // the device added
+  (void)Record(event, call.state.connection->peer_address());
   call.response.mutable_ok();
 }
 
@@ -860,6 +907,12 @@ void RelayService::HandleRevokeDevice(Call& call, const wire::RevokeDevice& requ
     }
     return SetStoreError(call, revoked.error());
   }
+  AuditEvent event;
+  event.type = audit::EventType::kDeviceRevoked;
+  event.user_id = principal.user_id;
+  event.device_id = principal.device_id;
+  event.version = request.device_id();  // the device revoked
+  (void)Record(event, call.state.connection->peer_address());
   call.response.mutable_ok();
   // After the response, so that a device revoking itself still hears the answer.
   call.after.push_back([this, user_id = principal.user_id, device_id = request.device_id()] {
@@ -1248,6 +1301,35 @@ void RelayService::HandleAppendChainStatement(Call& call,
     advanced.set_head(std::string(AsText(new_head.hash)));
   }
   chain_statements_.Increment();
+  {
+    AuditEvent event;
+    event.user_id = call.principal->user_id;
+    event.device_id = call.principal->device_id;
+    event.team_id = team_id;
+    event.version = advanced.sequence();
+    switch (body->change_case()) {
+      case wire::ChainStatementBody::kCreate: event.type = audit::EventType::kTeamCreated; break;
+      case wire::ChainStatementBody::kAddMember:
+        event.type = audit::EventType::kMemberAdded;
+        event.details.subject_user_id = body->add_member().user_id();
+        break;
+      case wire::ChainStatementBody::kRemoveMember:
+        event.type = audit::EventType::kMemberRemoved;
+        event.details.subject_user_id = body->remove_member().user_id();
+        break;
+      case wire::ChainStatementBody::kChangeRole:
+        event.type = audit::EventType::kRoleChanged;
+        event.details.subject_user_id = body->change_role().user_id();
+        break;
+      case wire::ChainStatementBody::kRotateKey: event.type = audit::EventType::kKeyRotated; break;
+      case wire::ChainStatementBody::kSetAuditorKey: event.type = audit::EventType::kAuditorKeySet; break;
+      case wire::ChainStatementBody::kRename:
+      case wire::ChainStatementBody::CHANGE_NOT_SET: event.type = audit::EventType::kTeamRenamed; break;
+    }
+    std::optional<crypto::X25519PublicKey> auditor;
+    event.team_auditor = TeamAuditorKey(team_id, auditor);
+    (void)Record(event, call.state.connection->peer_address());
+  }
   wire::ChainAppended* reply = call.response.mutable_chain_appended();
   reply->set_sequence(advanced.sequence());
   reply->set_head(advanced.head());
@@ -1391,12 +1473,38 @@ void RelayService::HandlePutItemVersion(Call& call, const wire::PutItemVersion& 
     return SetStoreError(call, put.error());
   }
   item_versions_.Increment();
+  {
+    AuditEvent event;
+    event.type = audit::EventType::kItemVersionUploaded;
+    event.user_id = principal.user_id;
+    event.device_id = principal.device_id;
+    event.team_id = team_id;
+    event.item_id = AsBytes(body.item_id());
+    event.version = body.version();
+    std::optional<crypto::X25519PublicKey> auditor;
+    event.team_auditor = TeamAuditorKey(team_id, auditor);
+    (void)Record(event, call.state.connection->peer_address());
+  }
   call.response.mutable_item_accepted()->set_version(body.version());
 }
 
 void RelayService::HandleGetItem(Call& call, const wire::GetItem& request) {
   const Bytes team_id = ToBytes(request.team_id());
-  if (!RequireAccess(call, team_id, TeamAccess::kRead)) return;
+  AuditEvent fetch;
+  fetch.type = audit::EventType::kItemFetched;
+  fetch.user_id = call.principal->user_id;
+  fetch.device_id = call.principal->device_id;
+  fetch.team_id = team_id;
+  fetch.item_id = AsBytes(request.item_id());
+  fetch.version = request.version();
+  std::optional<crypto::X25519PublicKey> auditor;
+  fetch.team_auditor = TeamAuditorKey(team_id, auditor);
+  if (!RequireAccess(call, team_id, TeamAccess::kRead)) {
+    fetch.result = audit::EventResult::kRefused;
+    fetch.details.reason = "not allowed in this team";
+    (void)Record(fetch, call.state.connection->peer_address());
+    return;
+  }
   auto item = store_->GetItem(team_id, AsBytes(request.item_id()), request.version());
   if (!item) return SetStoreError(call, item.error());
   if (!item->has_value()) return SetError(call, wire::ERROR_CODE_NOT_FOUND, "no such item");
@@ -1411,6 +1519,10 @@ void RelayService::HandleGetItem(Call& call, const wire::GetItem& request) {
     return SetStoreError(call, Error(ErrorCode::kCorrupt, "stored manifest does not parse"));
   }
   reply->set_current_version(current);
+  // Recorded before the manifest leaves: no record, no manifest (the error replaces the
+  // reply in the response's oneof).
+  fetch.version = (*item)->version;
+  (void)RecordOrRefuse(call, fetch);
 }
 
 void RelayService::HandleListItems(Call& call, const wire::ListItems& request) {
@@ -1530,3 +1642,141 @@ Result<std::unique_ptr<Service>> NewRelayService(RelayServiceOptions options,
 }
 
 }  // namespace coffre::server
+
+namespace coffre::server::internal {
+
+// --- Audit log ----------------------------------------------------------------------------------
+
+namespace {
+
+// The address without its port: what an auditor reads in the details.
+std::string HostOf(std::string_view peer_address) {
+  if (!peer_address.empty() && peer_address.front() == '[') {
+    const auto end = peer_address.find(']');
+    return std::string(peer_address.substr(1, end == std::string_view::npos ? 0 : end - 1));
+  }
+  const auto colon = peer_address.rfind(':');
+  if (colon != std::string_view::npos && peer_address.find(':') == colon) {
+    return std::string(peer_address.substr(0, colon));
+  }
+  return std::string(peer_address);
+}
+
+}  // namespace
+
+bool RelayService::Record(AuditEvent event, std::string_view peer_address) {
+  if (!options_.audit) return true;
+  if (event.details.ip_address.empty()) event.details.ip_address = HostOf(peer_address);
+  if (event.details.ip_address.size() > audit::kMaxDetailsAddressSize) event.details.ip_address.clear();
+  auto recorded = options_.audit->Record(event);
+  if (!recorded) {
+    Log(LogLevel::kError, "audit_record_failed", {{"context", recorded.error().context()}});
+    return false;
+  }
+  return true;
+}
+
+bool RelayService::RecordOrRefuse(Call& call, AuditEvent event) {
+  if (Record(std::move(event), call.state.connection->peer_address())) return true;
+  SetError(call, wire::ERROR_CODE_UNAVAILABLE, "the audit log cannot record this; retry later");
+  call.response.mutable_error()->set_retry_after_ms(1000);
+  return false;
+}
+
+const crypto::X25519PublicKey* RelayService::TeamAuditorKey(
+    const Bytes& team_id, std::optional<crypto::X25519PublicKey>& storage) {
+  std::shared_ptr<TeamEntry> entry = TeamEntryFor(team_id);
+  std::lock_guard lock(entry->chain_mutex);
+  if (!entry->chain && !LoadChainLocked(team_id, *entry)) return nullptr;
+  if (!entry->chain || !entry->chain->auditor_key()) return nullptr;
+  auto key = crypto::X25519PublicKey::FromBytes(*entry->chain->auditor_key());
+  if (!key) return nullptr;
+  storage = *key;
+  return &*storage;
+}
+
+void RelayService::HandleGetAuditCheckpoint(Call& call, const wire::GetAuditCheckpoint& request) {
+  if (!options_.audit) return SetError(call, wire::ERROR_CODE_NOT_FOUND, "this relay keeps no audit log");
+  auto checkpoint = options_.audit->log().Checkpoint(request.fresh());
+  if (!checkpoint) {
+    if (checkpoint.error().code() == ErrorCode::kNotFound) {
+      return SetError(call, wire::ERROR_CODE_NOT_FOUND, "the audit log has no checkpoint yet");
+    }
+    return SetStoreError(call, checkpoint.error());
+  }
+  wire::AuditCheckpoint* reply = call.response.mutable_audit_checkpoint();
+  reply->set_note(checkpoint->note);
+  reply->set_log_key(options_.audit->VerifierKey());
+}
+
+void RelayService::HandleGetAuditProof(Call& call, const wire::GetAuditProof& request) {
+  if (!options_.audit) return SetError(call, wire::ERROR_CODE_NOT_FOUND, "this relay keeps no audit log");
+  AuditLog& log = options_.audit->log();
+  auto proof = request.has_inclusion()
+                   ? log.InclusionProof(request.inclusion().index(), request.inclusion().tree_size())
+                   : log.ConsistencyProof(request.consistency().first_size(),
+                                          request.consistency().second_size());
+  if (!proof) {
+    return SetError(call, wire::ERROR_CODE_NOT_FOUND, "the audit log has not reached that size");
+  }
+  wire::AuditProof* reply = call.response.mutable_audit_proof();
+  for (const audit::Hash& hash : *proof) reply->add_hashes(std::string(AsText(hash)));
+}
+
+void RelayService::HandleGetAuditEntries(Call& call, const wire::GetAuditEntries& request) {
+  if (!options_.audit) return SetError(call, wire::ERROR_CODE_NOT_FOUND, "this relay keeps no audit log");
+  const Principal& principal = *call.principal;
+  // Entries are for auditors: an organisation admin, or an auditor of some team.
+  auto user = store_->GetUser(principal.user_id);
+  if (!user) return SetStoreError(call, user.error());
+  bool allowed = user->has_value() && (*user)->admin;
+  if (!allowed) {
+    auto teams = store_->TeamsOfUser(principal.user_id);
+    if (!teams) return SetStoreError(call, teams.error());
+    for (const auto& [team_id, head] : *teams) {
+      auto role = RoleOf(team_id, principal.user_id);
+      if (!role) return SetStoreError(call, role.error());
+      if (role->has_value() && **role == wire::ROLE_AUDITOR) {
+        allowed = true;
+        break;
+      }
+    }
+  }
+  if (!allowed) {
+    AuditEvent refused;
+    refused.type = audit::EventType::kAuditExported;
+    refused.result = audit::EventResult::kRefused;
+    refused.user_id = principal.user_id;
+    refused.device_id = principal.device_id;
+    refused.details.reason = "not an auditor";
+    if (!RecordOrRefuse(call, refused)) return;
+    return SetError(call, wire::ERROR_CODE_FORBIDDEN, "only auditors read the audit log");
+  }
+  auto entries = options_.audit->log().Entries(request.from_index(), request.limit());
+  if (!entries) return SetStoreError(call, entries.error());
+  // Reading the log is itself recorded, before the entries leave.
+  AuditEvent exported;
+  exported.type = audit::EventType::kAuditExported;
+  exported.user_id = principal.user_id;
+  exported.device_id = principal.device_id;
+  exported.version = request.from_index();
+  if (!RecordOrRefuse(call, exported)) return;
+  wire::AuditEntries* page = call.response.mutable_audit_entries();
+  std::size_t bytes = 0;
+  for (auto& stored : *entries) {
+    const std::size_t cost = stored.entry.size() + (stored.sealed_details ? stored.sealed_details->size() : 0) + 32;
+    if (bytes + cost > protocol::kMaxFrameSize / 2) {
+      page->set_more(true);
+      break;
+    }
+    bytes += cost;
+    wire::AuditLogEntry* out = page->add_entries();
+    out->set_index(stored.index);
+    out->set_entry(ToText(stored.entry));
+    if (stored.sealed_details) out->set_sealed_details(ToText(*stored.sealed_details));
+    out->set_details_erased(stored.erased);
+  }
+  if (!page->more() && entries->size() == request.limit()) page->set_more(true);
+}
+
+}  // namespace coffre::server::internal

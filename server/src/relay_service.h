@@ -25,6 +25,7 @@
 #include "coffre/protocol/limits.h"
 #include "coffre/storage/relay_store.h"
 #include "config.h"
+#include "audit_recorder.h"
 #include "service.h"
 
 namespace coffre::server {
@@ -47,6 +48,9 @@ struct RelayServiceOptions {
   // Wall clock, milliseconds since the Unix epoch; empty means the system clock. Tests set
   // it to expire challenges and tokens without sleeping.
   std::function<std::int64_t()> clock;
+  // The audit log (decision 0016); null: this relay records nothing and answers the audit
+  // methods with NOT_FOUND.
+  std::shared_ptr<AuditRecorder> audit;
 };
 
 // Builds the service over `store` (which it keeps). kIo if the blob directory cannot be

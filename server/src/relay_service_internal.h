@@ -134,6 +134,19 @@ class RelayService final : public Service {
   void HandleListItems(Call& call, const wire::ListItems& request);
   void HandleCreateBlob(Call& call, const wire::CreateBlob& request);
   void HandleBlobStatus(Call& call, const wire::BlobStatus& request);
+  void HandleGetAuditCheckpoint(Call& call, const wire::GetAuditCheckpoint& request);
+  void HandleGetAuditEntries(Call& call, const wire::GetAuditEntries& request);
+  void HandleGetAuditProof(Call& call, const wire::GetAuditProof& request);
+
+  // --- audit recording (relay_service.cc) ---
+  // Records `event` durably (nothing when the relay keeps no log). False when the log
+  // could not write it: the caller must then not serve what it was about to.
+  bool Record(AuditEvent event, std::string_view peer_address);
+  // Record, and on failure an UNAVAILABLE error on `call`.
+  bool RecordOrRefuse(Call& call, AuditEvent event);
+  // The X25519 auditor key of a team's chain, if it has one (into `storage`).
+  const crypto::X25519PublicKey* TeamAuditorKey(const Bytes& team_id,
+                                                std::optional<crypto::X25519PublicKey>& storage);
 
   // Failed authentication from `address`: one token of its auth bucket.
   void CountAuthFailure(std::string_view address);

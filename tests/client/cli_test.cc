@@ -633,6 +633,9 @@ TEST(CliProgramTest, HelpOfEveryCommandExitsZero) {
       {"device", "link"},
       {"device", "revoke"},
       {"verify"},
+      {"audit"},
+      {"audit", "show"},
+      {"audit", "verify"},
   };
   for (auto args : commands) {
     std::string name = "coffre";

@@ -75,6 +75,23 @@ TEST(Ed25519KatTest, RawVerifyAcceptsRfcSignatureAndRejectsFlippedBit) {
   }
 }
 
+// SignUnlabelled / VerifyUnlabelled are plain RFC 8032 Ed25519 (for C2SP signed notes).
+TEST(Ed25519KatTest, UnlabelledSignatureIsTheRfcSignature) {
+  const auto blocks = RfcVectors();
+  ASSERT_EQ(blocks.size(), 4u);
+  for (const auto& block : blocks) {
+    Result<SigningKey> key = SigningKey::FromSeed(FromHex(block.at("SEED")));
+    ASSERT_TRUE(key.has_value()) << block.at("NAME");
+    const std::vector<std::uint8_t> message = FromHex(block.at("MSG"));
+    const std::vector<std::uint8_t> signature = FromHex(block.at("SIG"));
+    EXPECT_EQ(ToVector(SignUnlabelled(*key, message)), signature) << block.at("NAME");
+    EXPECT_TRUE(VerifyUnlabelled(key->verify_key(), message, signature).has_value());
+    // Neither kind of signature passes for the other.
+    ExpectVerifyFailure(key->verify_key().Verify(kLabel, message, signature));
+    ExpectVerifyFailure(VerifyUnlabelled(key->verify_key(), message, key->Sign(kLabel, message)));
+  }
+}
+
 class SignatureTest : public ::testing::Test {
  protected:
   SigningKey key_ = SigningKey::Generate();

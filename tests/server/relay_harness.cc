@@ -80,6 +80,13 @@ bool TestRelay::Start() {
   options.quotas = config_.quotas;
   options.rate_limits = config_.rate_limits;
   options.clock = [this] { return SystemNowMs() + clock_offset_ms_.load(); };
+  auto audit = AuditRecorder::Open(config_.data_dir, operator_key_, config_.audit, options.clock);
+  if (!audit) {
+    ADD_FAILURE() << "audit log: " << audit.error().context();
+    return false;
+  }
+  audit_ = std::move(*audit);
+  options.audit = audit_;
   auto service = NewRelayService(std::move(options), std::move(*store));
   if (!service) {
     ADD_FAILURE() << "service: " << service.error().context();
@@ -116,16 +123,26 @@ void TestRelay::Stop() {
   if (runner_.joinable()) runner_.join();
   transport_.reset();
   service_.reset();
+  audit_.reset();
   metrics_.reset();
 }
 
 bool TestRelay::EditStore(const std::function<void(storage::Database&)>& edit) {
+  return EditDatabase(kRelayStoreFile, edit);
+}
+
+bool TestRelay::EditAuditStore(const std::function<void(storage::Database&)>& edit) {
+  return EditDatabase(kAuditStoreFile, edit);
+}
+
+bool TestRelay::EditDatabase(std::string_view file,
+                             const std::function<void(storage::Database&)>& edit) {
   if (transport_) {
-    ADD_FAILURE() << "EditStore needs the relay stopped";
+    ADD_FAILURE() << "editing a relay database needs the relay stopped";
     return false;
   }
-  auto database = storage::Database::OpenWithRawKey(config_.data_dir / kRelayStoreFile,
-                                                    operator_key_, /*create_if_missing=*/false);
+  auto database = storage::Database::OpenWithRawKey(config_.data_dir / file, operator_key_,
+                                                    /*create_if_missing=*/false);
   if (!database) {
     ADD_FAILURE() << "store: " << database.error().context();
     return false;

@@ -24,6 +24,7 @@
 #include "coffre/crypto/signature.h"
 #include "coffre/protocol/team_chain.h"
 #include "coffre/wire/v1/wire.pb.h"
+#include "audit_recorder.h"
 #include "config.h"
 #include "metrics.h"
 #include "server/test_client.h"
@@ -74,6 +75,10 @@ class TestRelay {
   // interface refuses to do (rewriting or dropping chain statements, swapping keys). False
   // (with a test failure recorded) if the relay is running or the store does not open.
   bool EditStore(const std::function<void(storage::Database&)>& edit);
+  // The same on the audit log's database (a relay that rewrites its log).
+  bool EditAuditStore(const std::function<void(storage::Database&)>& edit);
+  // The running relay's audit log; null while stopped.
+  AuditRecorder* audit() const { return audit_.get(); }
 
   // `coffre-relay admin enrol` on this data directory; returns the printed code.
   std::string Enrol(const std::string& org_id, bool admin = false);
@@ -88,12 +93,15 @@ class TestRelay {
   std::optional<double> MetricValue(std::string_view series) const;
 
  private:
+  bool EditDatabase(std::string_view file, const std::function<void(storage::Database&)>& edit);
+
   RelayConfig config_;
   crypto::SecretBytes operator_key_;
   CertificateDigest identity_{};
   std::atomic<std::int64_t> clock_offset_ms_{0};
   std::uint16_t port_ = 0;
   std::unique_ptr<MetricsRegistry> metrics_;
+  std::shared_ptr<AuditRecorder> audit_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<Transport> transport_;
   std::thread runner_;

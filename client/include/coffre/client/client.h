@@ -129,6 +129,41 @@ struct SyncReport {
   std::vector<std::string> events;    // one line per thing that arrived, for people
 };
 
+// `coffre audit verify`: the relay's log checked from the first entry to a fresh
+// checkpoint. `ok` false: `problem` says what, `first_bad_index` where when it is known.
+struct AuditVerifyReport {
+  bool ok = false;
+  std::uint64_t tree_size = 0;
+  std::string root;                 // hex
+  std::uint64_t previous_size = 0;  // the checkpoint this profile had verified before
+  std::uint64_t entries_checked = 0;
+  std::optional<std::uint64_t> first_bad_index;
+  std::string problem;
+};
+
+struct AuditFilter {
+  std::optional<std::string> team;    // a team name of this profile
+  std::optional<std::string> object;  // an item or blob id (hex prefix)
+  std::optional<std::string> type;    // an event name: "login", "blob_fetched", ...
+  std::optional<std::uint64_t> from_ms;  // inclusive
+  std::optional<std::uint64_t> to_ms;    // exclusive
+};
+
+struct AuditEntryView {
+  std::uint64_t index = 0;
+  std::uint64_t time_ms = 0;
+  std::string type;    // "login", "blob_fetched", ...
+  std::string result;  // "success", "refused", "failed"
+  std::string actor;   // pseudonym (hex prefix), empty when none
+  std::uint32_t device_id = 0;
+  std::string team;    // hex, empty when none
+  std::string object;  // hex, empty when none
+  std::uint64_t version = 0;
+  std::string node;
+  std::string jurisdiction;
+  std::string details;  // "sealed", "erased" or "none"
+};
+
 class Client {
  public:
   // Creates the profile in `profile_dir` (which must not hold one), generates the user
@@ -212,6 +247,10 @@ class Client {
   Result<LinkedDeviceView> LinkDevice(
       const std::function<void(std::string_view code, std::uint64_t expires_ms)>& show_code,
       const std::function<bool()>& keep_going);
+
+  // The relay's audit log (auditors).
+  Result<AuditVerifyReport> VerifyAuditLog();
+  Result<std::vector<AuditEntryView>> AuditEntries(const AuditFilter& filter);
 
   // Safety numbers. After a key change, sending to that person fails with
   // kUntrustedIdentity until ConfirmIdentity.

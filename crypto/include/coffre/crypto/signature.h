@@ -109,6 +109,19 @@ class SigningKey {
   VerifyKey verify_key_;
 };
 
+// Plain Ed25519 (RFC 8032 §5.1.6) over `message` exactly as given: no domain prefix and no
+// label. Only for formats defined outside Coffre that fix the signed bytes themselves, made
+// with a key that signs nothing else: C2SP signed notes (audit/checkpoint.h), whose
+// verifiers in other ecosystems expect a raw signature of the note text. Every Coffre
+// format uses SigningKey::Sign. Deterministic; never fails; aborts on a moved-from key.
+std::array<std::uint8_t, kEd25519SignatureSize> SignUnlabelled(
+    const SigningKey& key, std::span<const std::uint8_t> message);
+// Ok() when `signature` is a plain Ed25519 signature of `message` under `key` (the check of
+// internal::Ed25519Verify: canonical S, R not of small order). Every failure returns
+// kAuthenticationFailed with the same context as VerifyKey::Verify.
+Status VerifyUnlabelled(const VerifyKey& key, std::span<const std::uint8_t> message,
+                        std::span<const std::uint8_t> signature);
+
 }  // namespace coffre::crypto
 
 #endif  // COFFRE_CRYPTO_SIGNATURE_H_

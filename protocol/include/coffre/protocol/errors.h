@@ -66,6 +66,10 @@ enum class Failure : std::uint16_t {
   kInvalidLinkId,
   kInvalidLinkSide,
   kInvalidLinkMessage,
+  // Audit log.
+  kInvalidAuditRange,
+  kInvalidAuditProofRequest,
+  kInvalidAuditRecord,
   // Lists in replies.
   kListTooLong,
   kInvalidErrorCode,
@@ -219,6 +223,12 @@ inline constexpr FailureInfo kFailures[] = {
      "link side is not request or reply"},
     {internal::kInvalidLinkMessage, internal::kResourceExhausted, internal::kTooLarge,
      "link message is empty or larger than 256 KiB"},
+    {internal::kInvalidAuditRange, internal::kInvalidArgument, internal::kMalformed,
+     "audit entry page limit is not 1..500"},
+    {internal::kInvalidAuditProofRequest, internal::kInvalidArgument, internal::kMalformed,
+     "audit proof request names no proof, or sizes out of order"},
+    {internal::kInvalidAuditRecord, internal::kInvalidArgument, internal::kMalformed,
+     "audit checkpoint, entry, details or proof is over its size limit"},
     {internal::kListTooLong, internal::kResourceExhausted, internal::kTooLarge,
      "list is longer than its limit"},
     {internal::kInvalidErrorCode, internal::kInvalidArgument, internal::kMalformed,

@@ -68,6 +68,14 @@ inline constexpr std::uint32_t kMaxItemsPerList = 500;  // ListItems.limit and I
 inline constexpr std::size_t kMaxBlobChunk = std::size_t{4} << 20;     // one HTTP PUT body
 inline constexpr std::uint64_t kMaxBlobSize = std::uint64_t{4} << 30;  // 4 GiB
 
+// Audit log.
+inline constexpr std::size_t kMaxCheckpointNote = std::size_t{16} << 10;  // 16 KiB
+inline constexpr std::size_t kMaxAuditEntry = 4096;         // one entry's encoding
+inline constexpr std::size_t kMaxSealedDetails = 8192;      // one entry's sealed details
+inline constexpr std::uint32_t kMaxAuditEntriesPerPage = 500;
+inline constexpr std::size_t kMaxAuditProofHashes = 64;     // trees of up to 2^63 entries
+inline constexpr std::size_t kMaxLogKeyLength = 256;        // verifier key string
+
 // Signed bodies, checked before they are parsed. Each is well above the largest valid
 // body (every field at its own limit) and far below the frame size.
 inline constexpr std::size_t kMaxCertificateBody = 512;

@@ -1,0 +1,382 @@
+#include "coffre/audit/entry.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <iterator>
+
+#include "coffre/crypto/kdf.h"
+#include "coffre/crypto/sealed_box.h"
+#include "text.h"
+
+namespace coffre::audit {
+namespace {
+
+constexpr std::string_view kActorLabel = "coffre/audit-actor/v1";
+constexpr std::string_view kDetailsLabel = "coffre/audit-details/v1";
+constexpr std::string_view kDetailsHashLabel = "coffre/audit-details-hash/v1";
+constexpr std::uint64_t kMaxTime = (std::uint64_t{1} << 63) - 1;
+constexpr std::size_t kMaxUserIdSize = 64;
+
+constexpr std::string_view kEventNames[] = {
+    "",  // 0 is not an event type
+    "enrolment",
+    "device_added",
+    "device_revoked",
+    "login",
+    "team_created",
+    "member_added",
+    "member_removed",
+    "role_changed",
+    "key_rotated",
+    "auditor_key_set",
+    "team_renamed",
+    "item_version_uploaded",
+    "item_fetched",
+    "blob_fetched",
+    "audit_exported",
+    "document_opened",
+    "document_exported",
+};
+static_assert(std::size(kEventNames) == kMaxEventType + 1);
+constexpr std::string_view kResultNames[] = {"", "success", "refused", "failed"};
+
+bool IsKnownType(std::uint16_t type) { return type >= 1 && type <= kMaxEventType; }
+bool IsKnownResult(std::uint8_t result) { return result >= 1 && result <= 3; }
+
+bool IsIdCharacter(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+bool IsIdText(std::string_view text, std::size_t max_size) {
+  if (text.size() > max_size) return false;
+  for (const char c : text) {
+    if (!IsIdCharacter(c)) return false;
+  }
+  return true;
+}
+
+bool IsAddressText(std::string_view text) {
+  if (text.size() > kMaxDetailsAddressSize) return false;
+  for (const char c : text) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '.' || c == ':')) return false;
+  }
+  return true;
+}
+
+bool IsFreeText(std::string_view text) {
+  return text.size() <= kMaxDetailsTextSize && internal::IsValidUtf8(text) &&
+         !internal::HasControlCharacter(text, false);
+}
+
+// Big-endian writer into a buffer sized in advance.
+class Writer {
+ public:
+  explicit Writer(std::span<std::uint8_t> out) : out_(out) {}
+
+  void U8(std::uint8_t value) { out_[at_++] = value; }
+  void U16(std::uint16_t value) { Integer(value, 2); }
+  void U32(std::uint32_t value) { Integer(value, 4); }
+  void U64(std::uint64_t value) { Integer(value, 8); }
+  void Raw(std::span<const std::uint8_t> bytes) {
+    if (!bytes.empty()) std::memcpy(out_.data() + at_, bytes.data(), bytes.size());
+    at_ += bytes.size();
+  }
+  void Raw(std::string_view text) {
+    Raw(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+  }
+  std::size_t size() const { return at_; }
+
+ private:
+  void Integer(std::uint64_t value, std::size_t width) {
+    for (std::size_t i = 0; i < width; ++i) {
+      out_[at_++] = static_cast<std::uint8_t>(value >> (8 * (width - 1 - i)));
+    }
+  }
+
+  std::span<std::uint8_t> out_;
+  std::size_t at_ = 0;
+};
+
+// Big-endian reader that fails (returns false) on a short input instead of reading past it.
+class Reader {
+ public:
+  explicit Reader(std::span<const std::uint8_t> in) : in_(in) {}
+
+  bool U8(std::uint8_t& value) {
+    if (in_.empty()) return false;
+    value = in_[0];
+    in_ = in_.subspan(1);
+    return true;
+  }
+  bool U16(std::uint16_t& value) { return Integer(value); }
+  bool U32(std::uint32_t& value) { return Integer(value); }
+  bool U64(std::uint64_t& value) { return Integer(value); }
+  bool Bytes(std::size_t size, std::span<const std::uint8_t>& out) {
+    if (in_.size() < size) return false;
+    out = in_.first(size);
+    in_ = in_.subspan(size);
+    return true;
+  }
+  bool Text(std::size_t size, std::string& out) {
+    std::span<const std::uint8_t> bytes;
+    if (!Bytes(size, bytes)) return false;
+    out.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    return true;
+  }
+  bool done() const { return in_.empty(); }
+
+ private:
+  template <typename T>
+  bool Integer(T& value) {
+    if (in_.size() < sizeof(T)) return false;
+    std::uint64_t read = 0;
+    for (std::size_t i = 0; i < sizeof(T); ++i) read = read << 8 | in_[i];
+    value = static_cast<T>(read);
+    in_ = in_.subspan(sizeof(T));
+    return true;
+  }
+
+  std::span<const std::uint8_t> in_;
+};
+
+// An optional fixed-size field: u8 length (0 or N) || bytes.
+template <std::size_t N>
+void WriteOptional(Writer& out, const std::optional<std::array<std::uint8_t, N>>& field) {
+  if (!field) {
+    out.U8(0);
+    return;
+  }
+  out.U8(static_cast<std::uint8_t>(N));
+  out.Raw(*field);
+}
+
+template <std::size_t N>
+bool ReadOptional(Reader& in, std::optional<std::array<std::uint8_t, N>>& field) {
+  std::uint8_t length;
+  if (!in.U8(length)) return false;
+  if (length == 0) {
+    field.reset();
+    return true;
+  }
+  std::span<const std::uint8_t> bytes;
+  if (length != N || !in.Bytes(N, bytes)) return false;
+  field.emplace();
+  std::memcpy(field->data(), bytes.data(), N);
+  return true;
+}
+
+template <std::size_t N>
+std::size_t OptionalSize(const std::optional<std::array<std::uint8_t, N>>& field) {
+  return 1 + (field ? N : 0);
+}
+
+Status ValidateEntry(const Entry& entry) {
+  constexpr ErrorCode kBad = ErrorCode::kInvalidArgument;
+  if (!IsKnownType(static_cast<std::uint16_t>(entry.type))) {
+    return Fail(kBad, "audit entry: unknown event type");
+  }
+  if (!IsKnownResult(static_cast<std::uint8_t>(entry.result))) {
+    return Fail(kBad, "audit entry: unknown result");
+  }
+  if (entry.relay_time_ms > kMaxTime) return Fail(kBad, "audit entry: relay time out of range");
+  if (entry.device_id > kMaxDeviceId) return Fail(kBad, "audit entry: device id out of range");
+  COFFRE_RETURN_IF_ERROR(ValidateNodeName(entry.node));
+  COFFRE_RETURN_IF_ERROR(ValidateJurisdiction(entry.jurisdiction));
+  return Ok();
+}
+
+Status ValidateDetails(const Details& details) {
+  if (!IsIdText(details.actor_user_id, kMaxDetailsUserIdSize) ||
+      !IsIdText(details.subject_user_id, kMaxDetailsUserIdSize)) {
+    return Fail(ErrorCode::kInvalidArgument, "audit details: user id outside [a-z0-9._-]{0,64}");
+  }
+  if (!IsAddressText(details.ip_address)) {
+    return Fail(ErrorCode::kInvalidArgument, "audit details: address outside [0-9a-f.:]{0,45}");
+  }
+  if (!IsFreeText(details.user_agent) || !IsFreeText(details.reason)) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "audit details: text fields are at most 512 bytes of UTF-8 without controls");
+  }
+  return Ok();
+}
+
+}  // namespace
+
+std::string_view EventTypeName(EventType type) {
+  const auto value = static_cast<std::uint16_t>(type);
+  return IsKnownType(value) ? kEventNames[value] : std::string_view();
+}
+
+std::optional<EventType> EventTypeFromName(std::string_view name) {
+  for (std::uint16_t value = 1; value <= kMaxEventType; ++value) {
+    if (kEventNames[value] == name) return static_cast<EventType>(value);
+  }
+  return std::nullopt;
+}
+
+std::string_view EventResultName(EventResult result) {
+  const auto value = static_cast<std::uint8_t>(result);
+  return IsKnownResult(value) ? kResultNames[value] : std::string_view();
+}
+
+std::optional<EventResult> EventResultFromName(std::string_view name) {
+  for (std::uint8_t value = 1; value <= 3; ++value) {
+    if (kResultNames[value] == name) return static_cast<EventResult>(value);
+  }
+  return std::nullopt;
+}
+
+Status ValidateNodeName(std::string_view node) {
+  if (node.empty() || !IsIdText(node, kMaxNodeNameSize)) {
+    return Fail(ErrorCode::kInvalidArgument, "audit entry: node name outside [a-z0-9._-]{1,64}");
+  }
+  return Ok();
+}
+
+Status ValidateJurisdiction(std::string_view jurisdiction) {
+  if (jurisdiction.size() != 2 || jurisdiction[0] < 'A' || jurisdiction[0] > 'Z' ||
+      jurisdiction[1] < 'A' || jurisdiction[1] > 'Z') {
+    return Fail(ErrorCode::kInvalidArgument, "audit entry: jurisdiction must be two capitals");
+  }
+  return Ok();
+}
+
+Result<std::vector<std::uint8_t>> EncodeEntry(const Entry& entry) {
+  COFFRE_RETURN_IF_ERROR(ValidateEntry(entry));
+  const std::size_t size = 1 + 2 + 1 + 8 + OptionalSize(entry.actor) + 4 +
+                           OptionalSize(entry.team_id) + OptionalSize(entry.item_id) + 8 + 1 +
+                           entry.node.size() + 2 + OptionalSize(entry.details_hash);
+  std::vector<std::uint8_t> bytes(size);
+  Writer out(bytes);
+  out.U8(kEntryFormatVersion);
+  out.U16(static_cast<std::uint16_t>(entry.type));
+  out.U8(static_cast<std::uint8_t>(entry.result));
+  out.U64(entry.relay_time_ms);
+  WriteOptional(out, entry.actor);
+  out.U32(entry.device_id);
+  WriteOptional(out, entry.team_id);
+  WriteOptional(out, entry.item_id);
+  out.U64(entry.object_version);
+  out.U8(static_cast<std::uint8_t>(entry.node.size()));
+  out.Raw(entry.node);
+  out.Raw(entry.jurisdiction);
+  WriteOptional(out, entry.details_hash);
+  if (out.size() != bytes.size()) std::abort();  // the size computed above is wrong: our bug
+  return bytes;
+}
+
+Result<Entry> DecodeEntry(std::span<const std::uint8_t> bytes) {
+  constexpr ErrorCode kBad = ErrorCode::kInvalidArgument;
+  if (bytes.size() > kMaxEntrySize) return Fail(kBad, "audit entry: longer than any entry");
+  Reader in(bytes);
+  std::uint8_t version;
+  if (!in.U8(version)) return Fail(kBad, "audit entry: empty");
+  if (version != kEntryFormatVersion) {
+    return Fail(ErrorCode::kUnsupported, "audit entry: unknown format version");
+  }
+  Entry entry;
+  std::uint16_t type;
+  std::uint8_t result;
+  std::uint8_t node_size;
+  if (!in.U16(type) || !in.U8(result) || !in.U64(entry.relay_time_ms) ||
+      !ReadOptional(in, entry.actor) || !in.U32(entry.device_id) ||
+      !ReadOptional(in, entry.team_id) || !ReadOptional(in, entry.item_id) ||
+      !in.U64(entry.object_version) || !in.U8(node_size) || !in.Text(node_size, entry.node) ||
+      !in.Text(2, entry.jurisdiction) || !ReadOptional(in, entry.details_hash)) {
+    return Fail(kBad, "audit entry: truncated or with a length outside its allowed values");
+  }
+  if (!in.done()) return Fail(kBad, "audit entry: trailing bytes");
+  if (!IsKnownType(type)) return Fail(kBad, "audit entry: unknown event type");
+  if (!IsKnownResult(result)) return Fail(kBad, "audit entry: unknown result");
+  entry.type = static_cast<EventType>(type);
+  entry.result = static_cast<EventResult>(result);
+  COFFRE_RETURN_IF_ERROR(ValidateEntry(entry));
+  return entry;
+}
+
+Result<Pseudonym> PseudonymizeActor(const crypto::SecretBytes& organisation_key,
+                                    std::string_view user_id) {
+  if (user_id.empty() || !IsIdText(user_id, kMaxUserIdSize)) {
+    return Fail(ErrorCode::kInvalidArgument, "audit actor: user id outside [a-z0-9._-]{1,64}");
+  }
+  const std::span<const std::uint8_t> context(reinterpret_cast<const std::uint8_t*>(user_id.data()),
+                                              user_id.size());
+  COFFRE_ASSIGN_OR_RETURN(
+      const crypto::SecretBytes derived,
+      crypto::DeriveSubkey(organisation_key.span(), kActorLabel, context, kPseudonymSize));
+  Pseudonym pseudonym;
+  std::memcpy(pseudonym.data(), derived.data(), kPseudonymSize);
+  return pseudonym;
+}
+
+Result<crypto::SecretBytes> EncodeDetails(const Details& details) {
+  COFFRE_RETURN_IF_ERROR(ValidateDetails(details));
+  crypto::SecretBytes bytes(1 + 1 + details.actor_user_id.size() + 1 +
+                            details.subject_user_id.size() + 1 + details.ip_address.size() + 2 +
+                            details.user_agent.size() + 2 + details.reason.size());
+  Writer out(bytes.span());
+  out.U8(kDetailsFormatVersion);
+  out.U8(static_cast<std::uint8_t>(details.actor_user_id.size()));
+  out.Raw(details.actor_user_id);
+  out.U8(static_cast<std::uint8_t>(details.subject_user_id.size()));
+  out.Raw(details.subject_user_id);
+  out.U8(static_cast<std::uint8_t>(details.ip_address.size()));
+  out.Raw(details.ip_address);
+  out.U16(static_cast<std::uint16_t>(details.user_agent.size()));
+  out.Raw(details.user_agent);
+  out.U16(static_cast<std::uint16_t>(details.reason.size()));
+  out.Raw(details.reason);
+  if (out.size() != bytes.size()) std::abort();  // the size computed above is wrong: our bug
+  return bytes;
+}
+
+Result<Details> DecodeDetails(std::span<const std::uint8_t> bytes) {
+  constexpr ErrorCode kBad = ErrorCode::kInvalidArgument;
+  Reader in(bytes);
+  std::uint8_t version;
+  if (!in.U8(version)) return Fail(kBad, "audit details: empty");
+  if (version != kDetailsFormatVersion) {
+    return Fail(ErrorCode::kUnsupported, "audit details: unknown format version");
+  }
+  Details details;
+  std::uint8_t actor_size;
+  std::uint8_t subject_size;
+  std::uint8_t address_size;
+  std::uint16_t agent_size;
+  std::uint16_t reason_size;
+  if (!in.U8(actor_size) || !in.Text(actor_size, details.actor_user_id) || !in.U8(subject_size) ||
+      !in.Text(subject_size, details.subject_user_id) || !in.U8(address_size) ||
+      !in.Text(address_size, details.ip_address) || !in.U16(agent_size) ||
+      !in.Text(agent_size, details.user_agent) || !in.U16(reason_size) ||
+      !in.Text(reason_size, details.reason)) {
+    return Fail(kBad, "audit details: truncated");
+  }
+  if (!in.done()) return Fail(kBad, "audit details: trailing bytes");
+  COFFRE_RETURN_IF_ERROR(ValidateDetails(details));
+  return details;
+}
+
+Result<std::vector<std::uint8_t>> SealDetails(const crypto::X25519PublicKey& auditor,
+                                              const Details& details) {
+  COFFRE_ASSIGN_OR_RETURN(const crypto::SecretBytes encoded, EncodeDetails(details));
+  return crypto::SealToPublicKey(auditor, kDetailsLabel, encoded.span());
+}
+
+Result<Details> OpenDetails(const crypto::X25519KeyPair& auditor,
+                            std::span<const std::uint8_t> sealed) {
+  COFFRE_ASSIGN_OR_RETURN(const crypto::SecretBytes encoded,
+                          crypto::OpenSealedBox(auditor, kDetailsLabel, sealed));
+  return DecodeDetails(encoded.span());
+}
+
+Hash DetailsHash(std::span<const std::uint8_t> sealed) {
+  std::vector<std::uint8_t> input;
+  input.reserve(2 + kDetailsHashLabel.size() + sealed.size());
+  input.push_back(static_cast<std::uint8_t>(kDetailsHashLabel.size() >> 8));
+  input.push_back(static_cast<std::uint8_t>(kDetailsHashLabel.size() & 0xFF));
+  input.insert(input.end(), kDetailsHashLabel.begin(), kDetailsHashLabel.end());
+  input.insert(input.end(), sealed.begin(), sealed.end());
+  return crypto::Blake2b256(input);
+}
+
+}  // namespace coffre::audit

@@ -1,0 +1,293 @@
+// The relay's audit log seen from a client (decision 0016): every device is a witness
+// (WitnessAuditLog: the log key pinned on first sight, each newer checkpoint accepted only
+// with a consistency proof from the stored one, anything else kept as evidence), and
+// auditors read and verify the entries (VerifyAuditLog, AuditEntries).
+#include <algorithm>
+#include <cstring>
+
+#include "client_impl.h"
+#include "coffre/audit/checkpoint.h"
+#include "coffre/audit/entry.h"
+#include "coffre/audit/merkle.h"
+#include "coffre/audit/signed_note.h"
+#include "profile_sql.h"
+
+namespace coffre::client {
+namespace {
+
+struct StoredLog {
+  std::string log_key;
+  std::string origin;
+  audit::Checkpoint checkpoint;
+};
+
+Result<std::optional<StoredLog>> LoadStoredLog(Client::Impl& impl) {
+  COFFRE_ASSIGN_OR_RETURN(auto row, sql::Prepared(*impl.db,
+                                                  "SELECT log_key, origin, tree_size, root FROM "
+                                                  "audit_log WHERE id = 1"));
+  COFFRE_ASSIGN_OR_RETURN(const bool found, row.Step());
+  if (!found) return std::optional<StoredLog>();
+  StoredLog log;
+  log.log_key = row.ColumnText(0);
+  log.origin = row.ColumnText(1);
+  log.checkpoint.origin = log.origin;
+  log.checkpoint.size = sql::AsU64(row.ColumnInt64(2));
+  const auto root = row.ColumnBlob(3);
+  if (root.size() != log.checkpoint.root.size()) return Fail(ErrorCode::kCorrupt, "stored audit root damaged");
+  std::copy(root.begin(), root.end(), log.checkpoint.root.begin());
+  return std::optional<StoredLog>(std::move(log));
+}
+
+Status StoreCheckpoint(Client::Impl& impl, const std::string& log_key, const audit::Checkpoint& checkpoint,
+                       const std::string& note) {
+  COFFRE_RETURN_IF_ERROR(sql::Run(*impl.db, "DELETE FROM audit_log WHERE id = 1"));
+  return sql::Run(*impl.db,
+                  "INSERT INTO audit_log (id, log_key, origin, tree_size, root, note, verified_ms) "
+                  "VALUES (1, ?, ?, ?, ?, ?, ?)",
+                  log_key, checkpoint.origin, checkpoint.size, checkpoint.root, note, NowMs());
+}
+
+// Keeps what the relay showed as evidence and returns the warning to report.
+std::string KeepEvidence(Client::Impl& impl, const std::string& note, const std::string& log_key,
+                         const char* reason) {
+  (void)sql::Run(*impl.db,
+                 "INSERT INTO audit_evidence (note, log_key, reason, seen_ms) VALUES (?, ?, ?, ?)",
+                 note, log_key, std::string(reason), NowMs());
+  std::string warning = "AUDIT LOG ALARM: ";
+  warning += reason;
+  warning += " (the relay's checkpoint is kept as evidence in this profile)";
+  return warning;
+}
+
+std::vector<audit::Hash> HashesOf(const wire::AuditProof& proof) {
+  std::vector<audit::Hash> hashes;
+  for (const std::string& bytes : proof.hashes()) {
+    audit::Hash hash{};
+    if (bytes.size() == hash.size()) std::memcpy(hash.data(), bytes.data(), hash.size());
+    hashes.push_back(hash);
+  }
+  return hashes;
+}
+
+}  // namespace
+
+Result<audit::Checkpoint> Client::Impl::WitnessAuditLog(SyncReport* report, bool fresh,
+                                                        std::string* alarm) {
+  wire::Request request;
+  request.mutable_get_audit_checkpoint()->set_fresh(fresh);
+  COFFRE_ASSIGN_OR_RETURN(auto response, RawCall(request));
+  if (response.has_error()) {
+    if (response.error().code() == wire::ERROR_CODE_NOT_FOUND) {
+      return Fail(ErrorCode::kNotFound, "the relay keeps no audit log yet");
+    }
+    return Fail(ErrorCode::kUnsupported, "the relay refused to show its audit log");
+  }
+  if (!response.has_audit_checkpoint()) return Fail(ErrorCode::kCorrupt, "the relay sent no checkpoint");
+  const std::string& note = response.audit_checkpoint().note();
+  const std::string& log_key = response.audit_checkpoint().log_key();
+  auto alarm_with = [&](const char* reason) -> Error {
+    std::string warning = KeepEvidence(*this, note, log_key, reason);
+    if (alarm != nullptr) *alarm = warning;
+    Warn(report, std::move(warning));
+    return Error(ErrorCode::kAuthenticationFailed, reason);
+  };
+
+  COFFRE_ASSIGN_OR_RETURN(const auto stored, LoadStoredLog(*this));
+  // The log key and origin are pinned on first sight, like the relay's certificate.
+  const std::string pinned_key = stored ? stored->log_key : log_key;
+  auto verifier = audit::NoteVerifier::FromVerifierKey(pinned_key);
+  if (!verifier) return alarm_with("the relay's audit log key is malformed");
+  if (stored && log_key != stored->log_key) {
+    return alarm_with("the relay's audit log is now signed with another key");
+  }
+  std::string origin = stored ? stored->origin : verifier->name();
+  auto checkpoint = audit::ParseAndVerifyCheckpoint(note, *verifier, origin);
+  if (!checkpoint) return alarm_with("a checkpoint of the relay's audit log does not verify");
+  if (!stored) {
+    COFFRE_RETURN_IF_ERROR(StoreCheckpoint(*this, log_key, *checkpoint, note));
+    return *checkpoint;
+  }
+  const audit::Checkpoint& old = stored->checkpoint;
+  if (checkpoint->size < old.size) {
+    return alarm_with("the relay's audit log is shorter than a checkpoint it signed before (rollback)");
+  }
+  if (checkpoint->size == old.size) {
+    if (checkpoint->root != old.root) {
+      return alarm_with("the relay signed two different audit logs of the same size (fork)");
+    }
+    return *checkpoint;
+  }
+  wire::Request proof_request;
+  auto* consistency = proof_request.mutable_get_audit_proof()->mutable_consistency();
+  consistency->set_first_size(old.size);
+  consistency->set_second_size(checkpoint->size);
+  COFFRE_ASSIGN_OR_RETURN(auto proof, RawCall(proof_request));
+  if (!proof.has_audit_proof() ||
+      !audit::VerifyConsistency(old.size, checkpoint->size, HashesOf(proof.audit_proof()), old.root,
+                                checkpoint->root)) {
+    return alarm_with("the relay's audit log does not extend the checkpoint this device verified (fork or rewrite)");
+  }
+  COFFRE_RETURN_IF_ERROR(StoreCheckpoint(*this, log_key, *checkpoint, note));
+  return *checkpoint;
+}
+
+Result<AuditVerifyReport> Client::VerifyAuditLog() {
+  Impl& impl = *impl_;
+  AuditVerifyReport report;
+  COFFRE_ASSIGN_OR_RETURN(const auto before, LoadStoredLog(impl));
+  report.previous_size = before ? before->checkpoint.size : 0;
+  std::string alarm;
+  auto checkpoint = impl.WitnessAuditLog(nullptr, /*fresh=*/true, &alarm);
+  if (!checkpoint) {
+    if (checkpoint.error().code() != ErrorCode::kAuthenticationFailed) return checkpoint.error();
+    report.problem = alarm;
+    return report;
+  }
+  report.tree_size = checkpoint->size;
+  report.root = Hex(checkpoint->root);
+
+  // Every entry up to the checkpoint: well formed, in order, and hashing to its root.
+  std::vector<audit::Hash> leaves;
+  leaves.reserve(static_cast<std::size_t>(checkpoint->size));
+  std::vector<std::string> encodings;
+  while (leaves.size() < checkpoint->size) {
+    wire::Request request;
+    request.mutable_get_audit_entries()->set_from_index(leaves.size());
+    request.mutable_get_audit_entries()->set_limit(protocol::kMaxAuditEntriesPerPage);
+    COFFRE_ASSIGN_OR_RETURN(auto page, impl.Call(request));
+    if (!page.has_audit_entries() || page.audit_entries().entries_size() == 0) {
+      report.first_bad_index = leaves.size();
+      report.problem = "the relay does not return every entry its checkpoint covers";
+      return report;
+    }
+    for (const auto& entry : page.audit_entries().entries()) {
+      if (leaves.size() == checkpoint->size) break;
+      const auto bytes = AsBytes(entry.entry());
+      if (entry.index() != leaves.size()) {
+        report.first_bad_index = leaves.size();
+        report.problem = "the relay skipped or reordered entries";
+        return report;
+      }
+      auto decoded = audit::DecodeEntry(bytes);
+      if (!decoded) {
+        report.first_bad_index = leaves.size();
+        report.problem = "an entry is not a valid encoding";
+        return report;
+      }
+      if (decoded->details_hash && !entry.sealed_details().empty() &&
+          audit::DetailsHash(AsBytes(entry.sealed_details())) != *decoded->details_hash) {
+        report.first_bad_index = leaves.size();
+        report.problem = "an entry's sealed details do not match the hash it commits to";
+        return report;
+      }
+      leaves.push_back(audit::HashLeaf(bytes));
+    }
+  }
+  report.entries_checked = leaves.size();
+
+  // Leaves this profile verified before must be the same ones.
+  COFFRE_ASSIGN_OR_RETURN(auto known, sql::Prepared(*impl.db, "SELECT idx, leaf_hash FROM audit_leaves ORDER BY idx"));
+  std::uint64_t known_count = 0;
+  for (;;) {
+    COFFRE_ASSIGN_OR_RETURN(const bool row, known.Step());
+    if (!row) break;
+    const std::uint64_t index = sql::AsU64(known.ColumnInt64(0));
+    const auto hash = known.ColumnBlob(1);
+    ++known_count;
+    if (index >= leaves.size() || hash.size() != audit::kHashSize ||
+        std::memcmp(hash.data(), leaves[index].data(), audit::kHashSize) != 0) {
+      report.first_bad_index = index;
+      report.problem = "an entry verified before has changed or disappeared";
+      return report;
+    }
+  }
+  if (audit::MerkleRoot(leaves) != checkpoint->root) {
+    // Name the first entry the relay's own signed tree does not contain as shown.
+    for (std::uint64_t index = 0; index < leaves.size(); ++index) {
+      wire::Request request;
+      request.mutable_get_audit_proof()->mutable_inclusion()->set_index(index);
+      request.mutable_get_audit_proof()->mutable_inclusion()->set_tree_size(checkpoint->size);
+      COFFRE_ASSIGN_OR_RETURN(auto proof, impl.RawCall(request));
+      if (!proof.has_audit_proof() ||
+          !audit::VerifyInclusion(index, checkpoint->size, leaves[index], HashesOf(proof.audit_proof()),
+                                  checkpoint->root)) {
+        report.first_bad_index = index;
+        break;
+      }
+    }
+    report.problem = "the entries the relay returns do not hash to its signed checkpoint";
+    return report;
+  }
+  // Remember what was verified, for the next run.
+  const Status remembered = impl.signal_stores->RunInTransaction([&]() -> Status {
+    for (std::uint64_t index = known_count; index < leaves.size(); ++index) {
+      COFFRE_RETURN_IF_ERROR(sql::Run(*impl.db, "INSERT INTO audit_leaves (idx, leaf_hash) VALUES (?, ?)",
+                                      index, leaves[index]));
+    }
+    return Ok();
+  });
+  COFFRE_RETURN_IF_ERROR(remembered);
+  report.ok = true;
+  return report;
+}
+
+Result<std::vector<AuditEntryView>> Client::AuditEntries(const AuditFilter& filter) {
+  Impl& impl = *impl_;
+  std::optional<std::array<std::uint8_t, 16>> team_id;
+  if (filter.team) {
+    // An auditor holds no team key, so its profile may not know the team's name: the id
+    // (hex, as `team show` prints it on a member's device) does as well.
+    if (auto team = impl.TeamByName(*filter.team)) {
+      team_id = team->team_id;
+    } else if (auto id = ParseHex(*filter.team, 16)) {
+      team_id.emplace();
+      std::copy(id->begin(), id->end(), team_id->begin());
+    } else {
+      return team.error();
+    }
+  }
+  std::optional<audit::EventType> type;
+  if (filter.type) {
+    type = audit::EventTypeFromName(*filter.type);
+    if (!type) return Fail(ErrorCode::kInvalidArgument, "unknown audit event type");
+  }
+  std::vector<AuditEntryView> views;
+  for (std::uint64_t from = 0;;) {
+    wire::Request request;
+    request.mutable_get_audit_entries()->set_from_index(from);
+    request.mutable_get_audit_entries()->set_limit(protocol::kMaxAuditEntriesPerPage);
+    COFFRE_ASSIGN_OR_RETURN(auto page, impl.Call(request));
+    if (!page.has_audit_entries()) return Fail(ErrorCode::kCorrupt, "the relay sent no audit entries");
+    for (const auto& stored : page.audit_entries().entries()) {
+      from = stored.index() + 1;
+      auto entry = audit::DecodeEntry(AsBytes(stored.entry()));
+      if (!entry) return Fail(ErrorCode::kCorrupt, "the relay sent a malformed audit entry: run `coffre audit verify`");
+      if (type && entry->type != *type) continue;
+      if (filter.from_ms && entry->relay_time_ms < *filter.from_ms) continue;
+      if (filter.to_ms && entry->relay_time_ms >= *filter.to_ms) continue;
+      if (team_id && (!entry->team_id || !std::equal(entry->team_id->begin(), entry->team_id->end(),
+                                                     team_id->begin()))) {
+        continue;
+      }
+      if (filter.object && (!entry->item_id || Hex(*entry->item_id).rfind(*filter.object, 0) != 0)) continue;
+      AuditEntryView view;
+      view.index = stored.index();
+      view.time_ms = entry->relay_time_ms;
+      view.type = std::string(audit::EventTypeName(entry->type));
+      view.result = std::string(audit::EventResultName(entry->result));
+      if (entry->actor) view.actor = Hex(*entry->actor).substr(0, 16);
+      view.device_id = entry->device_id;
+      if (entry->team_id) view.team = Hex(*entry->team_id);
+      if (entry->item_id) view.object = Hex(*entry->item_id);
+      view.version = entry->object_version;
+      view.node = entry->node;
+      view.jurisdiction = entry->jurisdiction;
+      view.details = !entry->details_hash ? "none" : stored.details_erased() ? "erased" : "sealed";
+      views.push_back(std::move(view));
+    }
+    if (!page.audit_entries().more()) break;
+  }
+  return views;
+}
+
+}  // namespace coffre::client

@@ -1,0 +1,409 @@
+#include "coffre/audit/entry.h"
+
+#include <gtest/gtest.h>
+#include <sodium.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "coffre/crypto/random.h"
+#include "coffre/crypto/x25519.h"
+
+namespace coffre::audit {
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+
+Entry FullEntry() {
+  Entry entry;
+  entry.type = EventType::kBlobFetched;
+  entry.result = EventResult::kRefused;
+  entry.relay_time_ms = 1'764'000'000'123;
+  entry.actor.emplace();
+  for (std::size_t i = 0; i < kPseudonymSize; ++i) (*entry.actor)[i] = static_cast<std::uint8_t>(i);
+  entry.device_id = 0x01020304;
+  entry.team_id.emplace();
+  entry.team_id->fill(0x7E);
+  entry.item_id.emplace();
+  entry.item_id->fill(0x1D);
+  entry.object_version = 0x0A0B0C0D0E0F1011;
+  entry.node = "relay-1.sdis13";
+  entry.jurisdiction = "FR";
+  entry.details_hash.emplace();
+  entry.details_hash->fill(0xD5);
+  return entry;
+}
+
+Entry MinimalEntry() {
+  Entry entry;
+  entry.type = EventType::kLogin;
+  entry.result = EventResult::kFailed;
+  entry.relay_time_ms = 0;
+  entry.node = "r";
+  entry.jurisdiction = "DE";
+  return entry;
+}
+
+void Append(Bytes& out, std::uint64_t value, std::size_t width) {
+  for (std::size_t i = 0; i < width; ++i) {
+    out.push_back(static_cast<std::uint8_t>(value >> (8 * (width - 1 - i))));
+  }
+}
+
+template <typename Range>
+void Append(Bytes& out, const Range& bytes) {
+  out.insert(out.end(), bytes.begin(), bytes.end());
+}
+
+void ExpectCode(const auto& result, ErrorCode code) {
+  ASSERT_FALSE(result.has_value());
+  EXPECT_EQ(result.error().code(), code);
+}
+
+// docs/protocol.md "Audit log": the entry layout, rebuilt by hand.
+TEST(EntryEncodingTest, FollowsTheDocumentedLayout) {
+  const Entry entry = FullEntry();
+  Bytes expected;
+  Append(expected, 1, 1);   // version
+  Append(expected, 14, 2);  // blob_fetched
+  Append(expected, 2, 1);   // refused
+  Append(expected, entry.relay_time_ms, 8);
+  Append(expected, 32, 1);
+  Append(expected, *entry.actor);
+  Append(expected, 0x01020304, 4);
+  Append(expected, 16, 1);
+  Append(expected, *entry.team_id);
+  Append(expected, 16, 1);
+  Append(expected, *entry.item_id);
+  Append(expected, entry.object_version, 8);
+  Append(expected, entry.node.size(), 1);
+  Append(expected, entry.node);
+  Append(expected, std::string_view("FR"));
+  Append(expected, 32, 1);
+  Append(expected, *entry.details_hash);
+  const auto encoded = EncodeEntry(entry);
+  ASSERT_TRUE(encoded.has_value());
+  EXPECT_EQ(*encoded, expected);
+  EXPECT_LE(encoded->size(), kMaxEntrySize);
+
+  Bytes minimal;
+  Append(minimal, 1, 1);
+  Append(minimal, 4, 2);  // login
+  Append(minimal, 3, 1);  // failed
+  Append(minimal, 0, 8);
+  Append(minimal, 0, 1);  // no actor
+  Append(minimal, 0, 4);  // no device
+  Append(minimal, 0, 1);  // no team
+  Append(minimal, 0, 1);  // no item
+  Append(minimal, 0, 8);
+  Append(minimal, 1, 1);
+  Append(minimal, std::string_view("rDE"));
+  Append(minimal, 0, 1);  // no details
+  EXPECT_EQ(*EncodeEntry(MinimalEntry()), minimal);
+}
+
+TEST(EntryEncodingTest, TheLongestEntryIsKMaxEntrySize) {
+  Entry entry = FullEntry();
+  entry.node = std::string(kMaxNodeNameSize, 'n');
+  EXPECT_EQ(EncodeEntry(entry)->size(), kMaxEntrySize);
+}
+
+Entry RandomEntry(std::mt19937_64& random) {
+  Entry entry;
+  entry.type = static_cast<EventType>(1 + random() % kMaxEventType);
+  entry.result = static_cast<EventResult>(1 + random() % 3);
+  entry.relay_time_ms = random() >> 1;
+  const auto fill = [&](auto& array) {
+    for (auto& byte : array) byte = static_cast<std::uint8_t>(random());
+  };
+  if (random() % 2) fill(entry.actor.emplace());
+  entry.device_id = random() % 2 ? static_cast<std::uint32_t>(random() % (kMaxDeviceId + 1ull)) : 0;
+  if (random() % 2) fill(entry.team_id.emplace());
+  if (random() % 2) fill(entry.item_id.emplace());
+  entry.object_version = random() % 2 ? random() : 0;
+  static constexpr std::string_view kAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789._-";
+  entry.node.resize(1 + random() % kMaxNodeNameSize);
+  for (char& c : entry.node) c = kAlphabet[random() % kAlphabet.size()];
+  entry.jurisdiction = {static_cast<char>('A' + random() % 26),
+                        static_cast<char>('A' + random() % 26)};
+  if (random() % 2) fill(entry.details_hash.emplace());
+  return entry;
+}
+
+TEST(EntryEncodingTest, RandomEntriesRoundTrip) {
+  std::mt19937_64 random(1);
+  for (int i = 0; i < 5000; ++i) {
+    const Entry entry = RandomEntry(random);
+    const auto encoded = EncodeEntry(entry);
+    ASSERT_TRUE(encoded.has_value());
+    const auto decoded = DecodeEntry(*encoded);
+    ASSERT_TRUE(decoded.has_value());
+    ASSERT_EQ(*decoded, entry);
+  }
+}
+
+// Canonical: whatever single byte changes, the result either fails to decode or decodes to
+// an entry whose encoding is exactly the changed bytes (another valid entry).
+TEST(EntryDecodingTest, EveryByteChangeIsRefusedOrCanonical) {
+  const Bytes encoded = *EncodeEntry(FullEntry());
+  for (std::size_t i = 0; i < encoded.size(); ++i) {
+    for (int value = 0; value < 256; ++value) {
+      Bytes changed = encoded;
+      changed[i] = static_cast<std::uint8_t>(value);
+      const auto decoded = DecodeEntry(changed);
+      if (decoded) {
+        ASSERT_EQ(*EncodeEntry(*decoded), changed) << i << " " << value;
+      }
+    }
+  }
+}
+
+TEST(EntryDecodingTest, TruncatedOrExtendedEntriesAreRefused) {
+  for (const Entry& entry : {FullEntry(), MinimalEntry()}) {
+    const Bytes encoded = *EncodeEntry(entry);
+    for (std::size_t size = 0; size < encoded.size(); ++size) {
+      const auto decoded = DecodeEntry(std::span(encoded).first(size));
+      ASSERT_FALSE(decoded.has_value()) << size;
+    }
+    for (const int extra : {0x00, 0x01, 0xFF}) {
+      Bytes longer = encoded;
+      longer.push_back(static_cast<std::uint8_t>(extra));
+      ExpectCode(DecodeEntry(longer), ErrorCode::kInvalidArgument);
+    }
+  }
+  ExpectCode(DecodeEntry(Bytes(kMaxEntrySize + 1)), ErrorCode::kInvalidArgument);
+}
+
+TEST(EntryDecodingTest, EachMalformedFieldIsRefused) {
+  const Bytes good = *EncodeEntry(FullEntry());
+  // Offsets in FullEntry's encoding.
+  constexpr std::size_t kType = 1, kResult = 3, kTime = 4, kActor = 12, kDevice = 45, kTeam = 49,
+                        kItem = 66, kNode = 91, kJurisdiction = 106, kDetails = 108;
+  ASSERT_EQ(good.size(), kDetails + 33);
+  const auto with = [&](std::size_t at, std::initializer_list<int> bytes) {
+    Bytes changed = good;
+    std::size_t i = at;
+    for (const int byte : bytes) changed[i++] = static_cast<std::uint8_t>(byte);
+    return changed;
+  };
+  for (const int version : {0x00, 0x02, 0xFF}) {
+    ExpectCode(DecodeEntry(with(0, {version})), ErrorCode::kUnsupported);
+  }
+  for (const int type : {0, 18, 0x100, 0xFFFF}) {
+    ExpectCode(DecodeEntry(with(kType, {type >> 8, type & 0xFF})), ErrorCode::kInvalidArgument);
+  }
+  for (const int result : {0, 4, 0xFF}) {
+    ExpectCode(DecodeEntry(with(kResult, {result})), ErrorCode::kInvalidArgument);
+  }
+  ExpectCode(DecodeEntry(with(kTime, {0x80})), ErrorCode::kInvalidArgument);  // 2^63 and up
+  for (const int length : {1, 16, 31, 33, 0xFF}) {
+    ExpectCode(DecodeEntry(with(kActor, {length})), ErrorCode::kInvalidArgument);
+    ExpectCode(DecodeEntry(with(kDetails, {length})), ErrorCode::kInvalidArgument);
+  }
+  ExpectCode(DecodeEntry(with(kDevice, {0x80, 0, 0, 0})), ErrorCode::kInvalidArgument);
+  for (const int length : {1, 15, 17, 32}) {
+    ExpectCode(DecodeEntry(with(kTeam, {length})), ErrorCode::kInvalidArgument);
+    ExpectCode(DecodeEntry(with(kItem, {length})), ErrorCode::kInvalidArgument);
+  }
+  ExpectCode(DecodeEntry(with(kNode, {0})), ErrorCode::kInvalidArgument);
+  ExpectCode(DecodeEntry(with(kNode, {65})), ErrorCode::kInvalidArgument);
+  for (const int c : {int{'R'}, int{' '}, int{'/'}, 0x00, 0xC3}) {
+    ExpectCode(DecodeEntry(with(kNode + 1, {c})), ErrorCode::kInvalidArgument);
+  }
+  for (const auto& [first, second] :
+       std::vector<std::pair<int, int>>{{'f', 'r'}, {'F', '1'}, {' ', 'R'}, {'F', 0x00}}) {
+    ExpectCode(DecodeEntry(with(kJurisdiction, {first, second})), ErrorCode::kInvalidArgument);
+  }
+}
+
+TEST(EntryEncodingTest, EncodeRefusesWhatDecodeWouldRefuse) {
+  const auto refused = [](auto change) {
+    Entry entry = FullEntry();
+    change(entry);
+    ExpectCode(EncodeEntry(entry), ErrorCode::kInvalidArgument);
+  };
+  refused([](Entry& e) { e.type = static_cast<EventType>(0); });
+  refused([](Entry& e) { e.type = static_cast<EventType>(kMaxEventType + 1); });
+  refused([](Entry& e) { e.result = static_cast<EventResult>(4); });
+  refused([](Entry& e) { e.relay_time_ms = std::uint64_t{1} << 63; });
+  refused([](Entry& e) { e.device_id = kMaxDeviceId + 1; });
+  refused([](Entry& e) { e.node = ""; });
+  refused([](Entry& e) { e.node = std::string(kMaxNodeNameSize + 1, 'n'); });
+  refused([](Entry& e) { e.node = "Relay-1"; });
+  refused([](Entry& e) { e.jurisdiction = "fr"; });
+  refused([](Entry& e) { e.jurisdiction = "FRA"; });
+  refused([](Entry& e) { e.jurisdiction = ""; });
+  EXPECT_TRUE(ValidateNodeName("relay-1").has_value());
+  EXPECT_TRUE(ValidateJurisdiction("FR").has_value());
+}
+
+TEST(EntryEncodingTest, EventAndResultNamesRoundTrip) {
+  for (std::uint16_t value = 1; value <= kMaxEventType; ++value) {
+    const auto type = static_cast<EventType>(value);
+    const std::string_view name = EventTypeName(type);
+    EXPECT_FALSE(name.empty()) << value;
+    EXPECT_EQ(EventTypeFromName(name), type);
+  }
+  EXPECT_EQ(EventTypeName(EventType::kBlobFetched), "blob_fetched");
+  EXPECT_EQ(EventTypeName(EventType::kDocumentExported), "document_exported");
+  EXPECT_TRUE(EventTypeName(static_cast<EventType>(0)).empty());
+  EXPECT_FALSE(EventTypeFromName("").has_value());
+  EXPECT_FALSE(EventTypeFromName("login_failed").has_value());
+  for (const auto result : {EventResult::kSuccess, EventResult::kRefused, EventResult::kFailed}) {
+    EXPECT_EQ(EventResultFromName(EventResultName(result)), result);
+  }
+  EXPECT_EQ(EventResultName(EventResult::kRefused), "refused");
+  EXPECT_FALSE(EventResultFromName("ok").has_value());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pseudonyms
+
+TEST(PseudonymTest, IsTheDocumentedKeyedBlake2b) {
+  const crypto::SecretBytes key = crypto::RandomSecret(32);
+  const auto pseudonym = PseudonymizeActor(key, "alice.martin");
+  ASSERT_TRUE(pseudonym.has_value());
+  // BLAKE2b-256 keyed with the organisation key over the DeriveSubkey encoding of label and
+  // user id (docs/protocol.md "Key derivation"), computed here with libsodium directly.
+  const std::string input =
+      std::string("coffre/kdf/v1") + '\0' + '\x15' + "coffre/audit-actor/v1" + "alice.martin";
+  Pseudonym expected;
+  ASSERT_EQ(crypto_generichash(expected.data(), expected.size(),
+                               reinterpret_cast<const unsigned char*>(input.data()), input.size(),
+                               key.data(), key.size()),
+            0);
+  EXPECT_EQ(*pseudonym, expected);
+}
+
+TEST(PseudonymTest, IsStablePerOrganisationAndUnlinkableAcross) {
+  const crypto::SecretBytes org_a = crypto::RandomSecret(32);
+  const crypto::SecretBytes org_b = crypto::RandomSecret(32);
+  EXPECT_EQ(*PseudonymizeActor(org_a, "alice"), *PseudonymizeActor(org_a, "alice"));
+  EXPECT_NE(*PseudonymizeActor(org_a, "alice"), *PseudonymizeActor(org_a, "alicf"));
+  EXPECT_NE(*PseudonymizeActor(org_a, "alice"), *PseudonymizeActor(org_b, "alice"));
+  for (const std::string_view user : {"", "Alice", "alice martin", "al/ice"}) {
+    ExpectCode(PseudonymizeActor(org_a, user), ErrorCode::kInvalidArgument);
+  }
+  ExpectCode(PseudonymizeActor(org_a, std::string(65, 'a')), ErrorCode::kInvalidArgument);
+  ExpectCode(PseudonymizeActor(crypto::RandomSecret(8), "alice"), ErrorCode::kInvalidArgument);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sealed details
+
+Details FullDetails() {
+  Details details;
+  details.actor_user_id = "alice.martin";
+  details.subject_user_id = "bob_1";
+  details.ip_address = "2001:db8::8a2e:370:7334";
+  details.user_agent = "coffre/0.1 (Debian 12)";
+  details.reason = "accès refusé : pas membre de l'équipe";
+  return details;
+}
+
+TEST(DetailsTest, EncodingFollowsTheDocumentedLayoutAndRoundTrips) {
+  const Details details = FullDetails();
+  const auto encoded = EncodeDetails(details);
+  ASSERT_TRUE(encoded.has_value());
+  Bytes expected = {1};
+  const auto field = [&](const std::string& text, std::size_t width) {
+    Append(expected, text.size(), width);
+    Append(expected, text);
+  };
+  field(details.actor_user_id, 1);
+  field(details.subject_user_id, 1);
+  field(details.ip_address, 1);
+  field(details.user_agent, 2);
+  field(details.reason, 2);
+  EXPECT_EQ(Bytes(encoded->span().begin(), encoded->span().end()), expected);
+  EXPECT_EQ(*DecodeDetails(encoded->span()), details);
+  EXPECT_EQ(*DecodeDetails(EncodeDetails(Details{})->span()), Details{});
+}
+
+TEST(DetailsTest, MalformedDetailsAreRefused) {
+  const crypto::SecretBytes encoded = *EncodeDetails(FullDetails());
+  const Bytes good(encoded.span().begin(), encoded.span().end());
+  for (std::size_t size = 0; size < good.size(); ++size) {
+    EXPECT_FALSE(DecodeDetails(std::span(good).first(size)).has_value()) << size;
+  }
+  Bytes longer = good;
+  longer.push_back(0);
+  ExpectCode(DecodeDetails(longer), ErrorCode::kInvalidArgument);
+  Bytes version = good;
+  version[0] = 2;
+  ExpectCode(DecodeDetails(version), ErrorCode::kUnsupported);
+  Bytes upper = good;
+  upper[2] = 'A';  // in the actor user id
+  ExpectCode(DecodeDetails(upper), ErrorCode::kInvalidArgument);
+  const auto refused = [](auto change) {
+    Details details = FullDetails();
+    change(details);
+    ExpectCode(EncodeDetails(details), ErrorCode::kInvalidArgument);
+  };
+  refused([](Details& d) { d.actor_user_id = "Alice"; });
+  refused([](Details& d) { d.subject_user_id = std::string(65, 'b'); });
+  refused([](Details& d) { d.ip_address = "192.168.1.1%eth0"; });
+  refused([](Details& d) { d.ip_address = std::string(46, '1'); });
+  refused([](Details& d) { d.user_agent = "line\nbreak"; });
+  refused([](Details& d) { d.user_agent = std::string(kMaxDetailsTextSize + 1, 'u'); });
+  refused([](Details& d) { d.reason = "\xC3"; });
+}
+
+TEST(DetailsTest, SealedDetailsOpenOnlyForTheAuditor) {
+  const crypto::X25519KeyPair auditor = crypto::X25519KeyPair::Generate();
+  const crypto::X25519KeyPair other = crypto::X25519KeyPair::Generate();
+  const auto sealed = SealDetails(auditor.public_key(), FullDetails());
+  ASSERT_TRUE(sealed.has_value());
+  const auto opened = OpenDetails(auditor, *sealed);
+  ASSERT_TRUE(opened.has_value());
+  EXPECT_EQ(*opened, FullDetails());
+  ExpectCode(OpenDetails(other, *sealed), ErrorCode::kAuthenticationFailed);
+  for (std::size_t i = 0; i < sealed->size(); ++i) {
+    Bytes changed = *sealed;
+    changed[i] ^= 0x01;
+    ExpectCode(OpenDetails(auditor, changed), ErrorCode::kAuthenticationFailed);
+  }
+  ExpectCode(OpenDetails(auditor, std::span(*sealed).first(sealed->size() - 1)),
+             ErrorCode::kAuthenticationFailed);
+  // Sealing is randomised: the same details seal to other bytes, with another hash.
+  const auto again = SealDetails(auditor.public_key(), FullDetails());
+  EXPECT_NE(*again, *sealed);
+  EXPECT_NE(DetailsHash(*again), DetailsHash(*sealed));
+}
+
+TEST(DetailsTest, HashIsTheDocumentedLabelledBlake2b) {
+  const Bytes sealed = crypto::RandomBytes(200);
+  std::string input = std::string("\x00\x1c", 2) + "coffre/audit-details-hash/v1";
+  input.append(reinterpret_cast<const char*>(sealed.data()), sealed.size());
+  Hash expected;
+  ASSERT_EQ(crypto_generichash(expected.data(), expected.size(),
+                               reinterpret_cast<const unsigned char*>(input.data()), input.size(),
+                               nullptr, 0),
+            0);
+  EXPECT_EQ(DetailsHash(sealed), expected);
+}
+
+// The point of the design: the entry commits to the sealed details' hash, so erasing the
+// details leaves the entry, its leaf hash and every proof as they were.
+TEST(DetailsTest, EntryCommitsToTheSealedDetailsOnly) {
+  const crypto::X25519KeyPair auditor = crypto::X25519KeyPair::Generate();
+  const Bytes sealed = *SealDetails(auditor.public_key(), FullDetails());
+  Entry entry = FullEntry();
+  entry.details_hash = DetailsHash(sealed);
+  const Bytes encoded = *EncodeEntry(entry);
+  const Hash leaf = HashLeaf(encoded);
+  // An auditor holding the sealed bytes checks them against the entry.
+  EXPECT_EQ(DecodeEntry(encoded)->details_hash, DetailsHash(sealed));
+  Bytes tampered = sealed;
+  tampered.back() ^= 1;
+  EXPECT_NE(DecodeEntry(encoded)->details_hash, DetailsHash(tampered));
+  // Without the details (erased), the entry still decodes and hashes to the same leaf.
+  EXPECT_EQ(HashLeaf(*EncodeEntry(*DecodeEntry(encoded))), leaf);
+}
+
+}  // namespace
+}  // namespace coffre::audit
