@@ -37,6 +37,7 @@
 #include "cli/errors.h"
 #include "cli/output.h"
 #include "cli/passphrase.h"
+#include "coffre/client/audit_bundle.h"
 #include "coffre/client/client.h"
 #include "coffre/client/device_link.h"
 #include "coffre/client/relay_address.h"
@@ -134,6 +135,9 @@ struct Args {
   std::string audit_object;
   std::string audit_from;
   std::string audit_to;
+  std::string bundle;
+  std::string log_key;
+  std::string auditor_key;
 };
 
 // What every command needs besides its own arguments: where the profile is and the
@@ -805,32 +809,109 @@ int RunDeviceRevoke(const Args& args, Session& session) {
 
 // --- the audit log -----------------------------------------------------------------------
 
-int RunAuditShow(const Args& args, Session& session) {
-  constexpr std::string_view kWhat = "audit show";
-  client::AuditFilter filter;
+// The filters of `audit show` and `audit export`; an exit code on bad input.
+int ParseAuditFilter(std::string_view what, const Args& args, client::AuditFilter& filter) {
   if (!args.team.empty()) {
-    if (auto valid = CheckName(args.team); !valid) return Usage(kWhat, valid.error(), args.team);
+    if (auto valid = CheckName(args.team); !valid) return Usage(what, valid.error(), args.team);
     filter.team = args.team;
   }
   if (!args.audit_object.empty()) filter.object = args.audit_object;
+  if (!args.user.empty()) {
+    if (auto valid = CheckLogin(args.user); !valid) return Usage(what, valid.error(), args.user);
+    filter.user = args.user;
+  }
   if (!args.audit_type.empty()) filter.type = args.audit_type;
   const std::uint64_t now = NowMs();
   if (!args.audit_from.empty()) {
     auto from = ParseSince(args.audit_from, now);
-    if (!from) return Usage(kWhat, from.error(), args.audit_from);
+    if (!from) return Usage(what, from.error(), args.audit_from);
     filter.from_ms = *from;
   }
   if (!args.audit_to.empty()) {
     auto to = ParseSince(args.audit_to, now);
-    if (!to) return Usage(kWhat, to.error(), args.audit_to);
+    if (!to) return Usage(what, to.error(), args.audit_to);
     filter.to_ms = *to;
   }
+  return kExitOk;
+}
+
+int RunAuditShow(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "audit show";
+  client::AuditFilter filter;
+  if (int code = ParseAuditFilter(kWhat, args, filter); code != kExitOk) return code;
   int exit_code = kExitOk;
   auto client = session.Open(kWhat, exit_code);
   if (!client) return exit_code;
   auto entries = client->AuditEntries(filter);
   if (!entries) return Failed(kWhat, entries.error(), args.audit_type);
   Print(args.json ? DumpJson(ToJson(*entries)) : FormatAuditEntries(*entries));
+  return kExitOk;
+}
+
+int RunAuditExport(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "audit export";
+  client::AuditFilter filter;
+  if (int code = ParseAuditFilter(kWhat, args, filter); code != kExitOk) return code;
+  if (args.output.empty()) return Fail(kExitUsage, kWhat, "-o BUNDLE (a new folder) is required");
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+  auto exported = client->ExportAudit(filter, args.output);
+  if (!exported) return Failed(kWhat, exported.error(), args.output);
+  std::string out = "exported ";
+  out += std::to_string(exported->records);
+  out += exported->records == 1 ? " record" : " records";
+  out += ", each with its inclusion proof in the signed log of ";
+  out += std::to_string(exported->tree_size);
+  out += " entries, into ";
+  out += args.output;
+  out += '\n';
+  Print(out);
+  return kExitOk;
+}
+
+// Needs no profile and no relay: a bundle verifies anywhere.
+int RunAuditVerifyBundle(const Args& args) {
+  constexpr std::string_view kWhat = "audit verify-bundle";
+  std::optional<std::string> pinned;
+  if (!args.log_key.empty()) pinned = args.log_key;
+  auto report = client::VerifyAuditBundle(args.bundle, pinned);
+  if (!report) return Failed(kWhat, report.error(), args.bundle);
+  Print(args.json ? DumpJson(ToJson(*report)) : FormatAuditBundleReport(*report));
+  return report->ok ? kExitOk : kExitFailed;
+}
+
+int RunAuditKey(Session& session) {
+  constexpr std::string_view kWhat = "audit key";
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+  auto key = client->AuditorKey();
+  if (!key) return Failed(kWhat, key.error());
+  std::string out = "auditor key (public): ";
+  out += *key;
+  out += "\nan admin sets it on a team with `coffre team auditor-key TEAM ";
+  out += *key;
+  out += "`\n";
+  Print(out);
+  return kExitOk;
+}
+
+int RunTeamAuditorKey(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "team auditor-key";
+  if (auto valid = CheckName(args.team); !valid) return Usage(kWhat, valid.error(), args.team);
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+  if (auto set = client->SetTeamAuditorKey(args.team, args.auditor_key); !set) {
+    return Failed(kWhat, set.error(), args.auditor_key);
+  }
+  std::string out = "details of the audit log about ";
+  out += args.team;
+  out += " are now sealed to auditor key ";
+  out += args.auditor_key;
+  out += '\n';
+  Print(out);
   return kExitOk;
 }
 
@@ -972,6 +1053,10 @@ int Main(int argc, char** argv) {
   AddJsonFlag(team_show, args);
   CLI::App* team_list = team->add_subcommand("list", "The teams you are in");
   AddJsonFlag(team_list, args);
+  CLI::App* team_auditor_key = team->add_subcommand(
+      "auditor-key", "Seal the details of this team's audit entries to an auditor's key");
+  AddPositional(team_auditor_key, "TEAM", args.team, "Team name");
+  AddPositional(team_auditor_key, "KEY", args.auditor_key, "The key `coffre audit key` showed");
   const std::vector<std::pair<CLI::App*, std::string>> team_commands = {
       {team_create, "create"}, {team_add, "add"},   {team_remove, "remove"}, {team_role, "role"},
       {team_rotate, "rotate"}, {team_show, "show"}, {team_list, "list"}};
@@ -1049,6 +1134,8 @@ int Main(int argc, char** argv) {
   audit_show->add_option("--team", args.team, "Only entries about this team")->type_name("TEAM");
   audit_show->add_option("--object", args.audit_object, "Only entries about this item or blob (id prefix)")
       ->type_name("ID");
+  audit_show->add_option("--user", args.user, "Only entries by or about this login (needs the auditor key)")
+      ->type_name("LOGIN");
   audit_show->add_option("--type", args.audit_type, "Only this event (login, item_fetched, blob_fetched, ...)")
       ->type_name("EVENT");
   audit_show->add_option("--from", args.audit_from, "From this time (as --since of read)")->type_name("WHEN");
@@ -1057,6 +1144,26 @@ int Main(int argc, char** argv) {
   CLI::App* audit_verify = audit->add_subcommand(
       "verify", "Check the log from the first entry to a fresh signed checkpoint");
   AddJsonFlag(audit_verify, args);
+  CLI::App* audit_export = audit->add_subcommand(
+      "export", "Write selected entries, a checkpoint and their proofs into a signed bundle");
+  audit_export->add_option("--team", args.team, "Only entries about this team")->type_name("TEAM");
+  audit_export->add_option("--object", args.audit_object, "Only entries about this item or blob")
+      ->type_name("ID");
+  audit_export->add_option("--type", args.audit_type, "Only this event")->type_name("EVENT");
+  audit_export->add_option("--user", args.user, "Only entries by or about this login")->type_name("LOGIN");
+  audit_export->add_option("--from", args.audit_from, "From this time")->type_name("WHEN");
+  audit_export->add_option("--to", args.audit_to, "Before this time")->type_name("WHEN");
+  audit_export->add_option("-o,--output", args.output, "The bundle folder to create (required)")
+      ->type_name("BUNDLE");
+  CLI::App* audit_key = audit->add_subcommand(
+      "key", "Show this profile's auditor key (made on first use), for an admin to set");
+  CLI::App* audit_verify_bundle = audit->add_subcommand(
+      "verify-bundle", "Verify an export bundle offline (no profile, no relay)");
+  AddPositional(audit_verify_bundle, "BUNDLE", args.bundle, "The bundle folder");
+  audit_verify_bundle->add_option("--log-key", args.log_key,
+                                  "The log's verifier key, as `coffre-relay admin status` prints it")
+      ->type_name("KEY");
+  AddJsonFlag(audit_verify_bundle, args);
 
   CLI::App* verify = app.add_subcommand("verify", "Show the safety number shared with USER");
   AddPositional(verify, "USER", args.user, "Login");
@@ -1114,6 +1221,10 @@ int Main(int argc, char** argv) {
   if (verify->parsed()) return RunVerify(args, session);
   if (audit_show->parsed()) return RunAuditShow(args, session);
   if (audit_verify->parsed()) return RunAuditVerify(args, session);
+  if (audit_export->parsed()) return RunAuditExport(args, session);
+  if (audit_key->parsed()) return RunAuditKey(session);
+  if (team_auditor_key->parsed()) return RunTeamAuditorKey(args, session);
+  if (audit_verify_bundle->parsed()) return RunAuditVerifyBundle(args);
   return Fail(kExitUsage, "usage", "no command given (see `coffre --help`)");
 }
 

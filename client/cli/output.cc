@@ -308,6 +308,22 @@ std::string FormatAuditEntries(const std::vector<client::AuditEntryView>& entrie
     out += SanitizeForTerminal(entry.jurisdiction);
     out += "  details ";
     out += entry.details;
+    if (!entry.actor_user.empty()) {
+      out += ": by ";
+      out += SanitizeForTerminal(entry.actor_user);
+    }
+    if (!entry.subject_user.empty()) {
+      out += ", about ";
+      out += SanitizeForTerminal(entry.subject_user);
+    }
+    if (!entry.address.empty()) {
+      out += ", from ";
+      out += SanitizeForTerminal(entry.address);
+    }
+    if (!entry.reason.empty()) {
+      out += ", ";
+      out += SanitizeForTerminal(entry.reason);
+    }
     out += '\n';
   }
   return out;
@@ -335,6 +351,33 @@ std::string FormatAuditVerify(const client::AuditVerifyReport& report) {
   out += "\npreviously verified size: ";
   out += std::to_string(report.previous_size);
   out += '\n';
+  return out;
+}
+
+std::string FormatAuditBundleReport(const client::AuditBundleReport& report) {
+  std::string out;
+  if (report.ok) {
+    out += "bundle verified: ";
+    out += std::to_string(report.records);
+    out += " records, each in the signed log of ";
+    out += std::to_string(report.tree_size);
+    out += " entries (";
+    out += SanitizeForTerminal(report.origin);
+    out += "), exported by ";
+    out += SanitizeForTerminal(report.exported_by);
+    out += '\n';
+  } else {
+    out += "BUNDLE VERIFICATION FAILED: ";
+    out += SanitizeForTerminal(report.problem);
+    out += " (";
+    out += SanitizeForTerminal(report.where);
+    out += ")\n";
+  }
+  out += "log key: ";
+  out += SanitizeForTerminal(report.log_key);
+  out += report.log_key_pinned ? " (as given)\n"
+                               : " (taken from the bundle: compare it with the relay operator's "
+                                 "`coffre-relay admin status`, or pass --log-key)\n";
   return out;
 }
 
@@ -457,7 +500,9 @@ nlohmann::json ToJson(const client::AuditEntryView& entry) {
           {"actor", entry.actor},         {"device_id", entry.device_id},
           {"team", entry.team},           {"object", entry.object},
           {"version", entry.version},     {"node", entry.node},
-          {"jurisdiction", entry.jurisdiction}, {"details", entry.details}};
+          {"jurisdiction", entry.jurisdiction}, {"details", entry.details},
+          {"actor_user", entry.actor_user}, {"subject_user", entry.subject_user},
+          {"address", entry.address},     {"reason", entry.reason}};
 }
 
 nlohmann::json ToJson(const client::AuditVerifyReport& report) {
@@ -469,6 +514,14 @@ nlohmann::json ToJson(const client::AuditVerifyReport& report) {
                         {"problem", report.problem}};
   out["first_bad_index"] = report.first_bad_index ? nlohmann::json(*report.first_bad_index) : nlohmann::json();
   return out;
+}
+
+nlohmann::json ToJson(const client::AuditBundleReport& report) {
+  return {{"ok", report.ok},           {"records", report.records},
+          {"tree_size", report.tree_size}, {"origin", report.origin},
+          {"log_key", report.log_key}, {"log_key_pinned", report.log_key_pinned},
+          {"exported_by", report.exported_by}, {"problem", report.problem},
+          {"where", report.where}};
 }
 
 nlohmann::json ToJson(const client::SafetyNumberView& view) {

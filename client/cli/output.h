@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "coffre/client/audit_bundle.h"
 #include "coffre/client/client.h"
 
 namespace coffre::cli {
@@ -45,6 +46,7 @@ std::string FormatDevices(const std::vector<client::DeviceView>& devices);
 // node/jurisdiction, details state.
 std::string FormatAuditEntries(const std::vector<client::AuditEntryView>& entries);
 std::string FormatAuditVerify(const client::AuditVerifyReport& report);
+std::string FormatAuditBundleReport(const client::AuditBundleReport& report);
 std::string FormatSafetyNumber(const client::SafetyNumberView& view);
 std::string FormatSyncReport(const client::SyncReport& report);
 
@@ -56,6 +58,7 @@ nlohmann::json ToJson(const client::DocumentView& document);
 nlohmann::json ToJson(const client::DeviceView& device);
 nlohmann::json ToJson(const client::AuditEntryView& entry);
 nlohmann::json ToJson(const client::AuditVerifyReport& report);
+nlohmann::json ToJson(const client::AuditBundleReport& report);
 nlohmann::json ToJson(const client::SafetyNumberView& view);
 nlohmann::json ToJson(const client::SyncReport& report);
 template <typename T>

@@ -5,7 +5,14 @@
 #include <algorithm>
 #include <cstring>
 
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "audit_bundle_format.h"
 #include "client_impl.h"
+#include "coffre/client/audit_bundle.h"
+#include "coffre/crypto/kdf.h"
 #include "coffre/audit/checkpoint.h"
 #include "coffre/audit/entry.h"
 #include "coffre/audit/merkle.h"
@@ -14,6 +21,15 @@
 
 namespace coffre::client {
 namespace {
+
+// The auditor key pair this profile holds, if any.
+Result<std::optional<crypto::X25519KeyPair>> LoadAuditorKey(Client::Impl& impl) {
+  COFFRE_ASSIGN_OR_RETURN(auto row, sql::Prepared(*impl.db, "SELECT secret FROM auditor_key WHERE id = 1"));
+  COFFRE_ASSIGN_OR_RETURN(const bool found, row.Step());
+  if (!found) return std::optional<crypto::X25519KeyPair>();
+  COFFRE_ASSIGN_OR_RETURN(auto pair, crypto::X25519KeyPair::FromSecret(row.ColumnSecret(0)));
+  return std::optional<crypto::X25519KeyPair>(std::move(pair));
+}
 
 struct StoredLog {
   std::string log_key;
@@ -131,6 +147,72 @@ Result<audit::Checkpoint> Client::Impl::WitnessAuditLog(SyncReport* report, bool
   return *checkpoint;
 }
 
+void Client::Impl::CompareGossip(const std::string& note, const std::string& sender,
+                                 SyncReport* report) {
+  auto stored = LoadStoredLog(*this);
+  if (!stored || !*stored) return;
+  const StoredLog& mine = **stored;
+  auto verifier = audit::NoteVerifier::FromVerifierKey(mine.log_key);
+  if (!verifier) return;
+  auto theirs = audit::ParseAndVerifyCheckpoint(note, *verifier, mine.origin);
+  if (!theirs) {
+    Warn(report, KeepEvidence(*this, note, mine.log_key,
+                              "a checkpoint in a post is not signed by the pinned audit log key"));
+    return;
+  }
+  const audit::Checkpoint& own = mine.checkpoint;
+  bool consistent = true;
+  if (theirs->size == own.size) {
+    consistent = theirs->root == own.root;
+  } else {
+    const bool theirs_first = theirs->size < own.size;
+    const audit::Checkpoint& first = theirs_first ? *theirs : own;
+    const audit::Checkpoint& second = theirs_first ? own : *theirs;
+    wire::Request request;
+    auto* consistency = request.mutable_get_audit_proof()->mutable_consistency();
+    consistency->set_first_size(first.size);
+    consistency->set_second_size(second.size);
+    auto proof = RawCall(request);
+    if (!proof) return;  // unreachable relay: checked at the next sync that sees a post
+    consistent = proof->has_audit_proof() &&
+                 audit::VerifyConsistency(first.size, second.size, HashesOf(proof->audit_proof()),
+                                          first.root, second.root);
+  }
+  if (!consistent) {
+    std::string warning = KeepEvidence(
+        *this, note, mine.log_key,
+        "a member's view of the audit log (in a post) and this device's are not one log: the relay shows members different logs (fork)");
+    warning += "; seen in a post by ";
+    warning += sender;
+    Warn(report, std::move(warning));
+  }
+}
+
+Result<std::string> Client::AuditorKey() {
+  COFFRE_ASSIGN_OR_RETURN(auto held, LoadAuditorKey(*impl_));
+  if (!held) {
+    crypto::X25519KeyPair pair = crypto::X25519KeyPair::Generate();
+    COFFRE_RETURN_IF_ERROR(sql::Run(*impl_->db,
+                                    "INSERT INTO auditor_key (id, secret, created_ms) VALUES (1, ?, ?)",
+                                    pair.secret(), NowMs()));
+    held = std::move(pair);
+  }
+  return Hex(held->public_key().bytes());
+}
+
+Status Client::SetTeamAuditorKey(std::string_view team_name, std::string_view public_key_hex) {
+  COFFRE_ASSIGN_OR_RETURN(const auto bytes, ParseHex(public_key_hex, crypto::kX25519KeySize));
+  COFFRE_ASSIGN_OR_RETURN(const auto key, crypto::X25519PublicKey::FromBytes(bytes));
+  COFFRE_ASSIGN_OR_RETURN(const TeamRecord team, impl_->TeamByName(team_name));
+  COFFRE_ASSIGN_OR_RETURN(auto chain, impl_->RefreshChain(team));
+  if (!chain.IsAdmin(impl_->user_id)) {
+    return Fail(ErrorCode::kInvalidArgument, "only a team admin can set the auditor key");
+  }
+  wire::ChainStatementBody body;
+  body.mutable_set_auditor_key()->set_auditor_key(key.bytes().data(), key.bytes().size());
+  return impl_->AppendStatement(team, chain, std::move(body));
+}
+
 Result<AuditVerifyReport> Client::VerifyAuditLog() {
   Impl& impl = *impl_;
   AuditVerifyReport report;
@@ -231,8 +313,20 @@ Result<AuditVerifyReport> Client::VerifyAuditLog() {
   return report;
 }
 
-Result<std::vector<AuditEntryView>> Client::AuditEntries(const AuditFilter& filter) {
-  Impl& impl = *impl_;
+namespace {
+
+// One entry the relay returned, decoded, with what the bundle and the views need.
+struct SelectedEntry {
+  std::uint64_t index = 0;
+  std::vector<std::uint8_t> encoded;
+  audit::Entry entry;
+  std::string details;  // "none", "sealed", "erased" or "opened"
+  std::optional<audit::Details> opened;
+};
+
+// Every entry of the relay's log below `up_to` (all when nullopt) that `filter` selects.
+Result<std::vector<SelectedEntry>> SelectEntries(Client::Impl& impl, const AuditFilter& filter,
+                                                 std::optional<std::uint64_t> up_to) {
   std::optional<std::array<std::uint8_t, 16>> team_id;
   if (filter.team) {
     // An auditor holds no team key, so its profile may not know the team's name: the id
@@ -251,15 +345,24 @@ Result<std::vector<AuditEntryView>> Client::AuditEntries(const AuditFilter& filt
     type = audit::EventTypeFromName(*filter.type);
     if (!type) return Fail(ErrorCode::kInvalidArgument, "unknown audit event type");
   }
-  std::vector<AuditEntryView> views;
-  for (std::uint64_t from = 0;;) {
+  COFFRE_ASSIGN_OR_RETURN(const auto auditor, LoadAuditorKey(impl));
+  if (filter.user && !auditor) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "--user needs the details of entries, which only the auditor key opens");
+  }
+  std::vector<SelectedEntry> selected;
+  for (std::uint64_t from = 0; !up_to || from < *up_to;) {
     wire::Request request;
     request.mutable_get_audit_entries()->set_from_index(from);
     request.mutable_get_audit_entries()->set_limit(protocol::kMaxAuditEntriesPerPage);
     COFFRE_ASSIGN_OR_RETURN(auto page, impl.Call(request));
     if (!page.has_audit_entries()) return Fail(ErrorCode::kCorrupt, "the relay sent no audit entries");
     for (const auto& stored : page.audit_entries().entries()) {
+      if (stored.index() != from) {
+        return Fail(ErrorCode::kCorrupt, "the relay skipped audit entries: run `coffre audit verify`");
+      }
       from = stored.index() + 1;
+      if (up_to && stored.index() >= *up_to) break;
       auto entry = audit::DecodeEntry(AsBytes(stored.entry()));
       if (!entry) return Fail(ErrorCode::kCorrupt, "the relay sent a malformed audit entry: run `coffre audit verify`");
       if (type && entry->type != *type) continue;
@@ -270,24 +373,153 @@ Result<std::vector<AuditEntryView>> Client::AuditEntries(const AuditFilter& filt
         continue;
       }
       if (filter.object && (!entry->item_id || Hex(*entry->item_id).rfind(*filter.object, 0) != 0)) continue;
-      AuditEntryView view;
-      view.index = stored.index();
-      view.time_ms = entry->relay_time_ms;
-      view.type = std::string(audit::EventTypeName(entry->type));
-      view.result = std::string(audit::EventResultName(entry->result));
-      if (entry->actor) view.actor = Hex(*entry->actor).substr(0, 16);
-      view.device_id = entry->device_id;
-      if (entry->team_id) view.team = Hex(*entry->team_id);
-      if (entry->item_id) view.object = Hex(*entry->item_id);
-      view.version = entry->object_version;
-      view.node = entry->node;
-      view.jurisdiction = entry->jurisdiction;
-      view.details = !entry->details_hash ? "none" : stored.details_erased() ? "erased" : "sealed";
-      views.push_back(std::move(view));
+      SelectedEntry out;
+      out.index = stored.index();
+      out.encoded.assign(stored.entry().begin(), stored.entry().end());
+      out.entry = std::move(*entry);
+      out.details = !out.entry.details_hash ? "none" : stored.details_erased() ? "erased" : "sealed";
+      if (auditor && !stored.sealed_details().empty() && out.entry.details_hash &&
+          audit::DetailsHash(AsBytes(stored.sealed_details())) == *out.entry.details_hash) {
+        if (auto details = audit::OpenDetails(*auditor, AsBytes(stored.sealed_details()))) {
+          out.opened = std::move(*details);
+        }
+      }
+      if (filter.user && (!out.opened || (out.opened->actor_user_id != *filter.user &&
+                                          out.opened->subject_user_id != *filter.user))) {
+        continue;
+      }
+      selected.push_back(std::move(out));
     }
     if (!page.audit_entries().more()) break;
   }
+  return selected;
+}
+
+}  // namespace
+
+Result<std::vector<AuditEntryView>> Client::AuditEntries(const AuditFilter& filter) {
+  COFFRE_ASSIGN_OR_RETURN(auto selected, SelectEntries(*impl_, filter, std::nullopt));
+  std::vector<AuditEntryView> views;
+  views.reserve(selected.size());
+  for (const SelectedEntry& one : selected) {
+    const audit::Entry& entry = one.entry;
+    AuditEntryView view;
+    view.index = one.index;
+    view.time_ms = entry.relay_time_ms;
+    view.type = std::string(audit::EventTypeName(entry.type));
+    view.result = std::string(audit::EventResultName(entry.result));
+    if (entry.actor) view.actor = Hex(*entry.actor).substr(0, 16);
+    view.device_id = entry.device_id;
+    if (entry.team_id) view.team = Hex(*entry.team_id);
+    if (entry.item_id) view.object = Hex(*entry.item_id);
+    view.version = entry.object_version;
+    view.node = entry.node;
+    view.jurisdiction = entry.jurisdiction;
+    view.details = one.details;
+    if (one.opened) {
+      view.details = "opened";
+      view.actor_user = one.opened->actor_user_id;
+      view.subject_user = one.opened->subject_user_id;
+      view.address = one.opened->ip_address;
+      view.reason = one.opened->reason;
+    }
+    views.push_back(std::move(view));
+  }
   return views;
+}
+
+Result<AuditExportReport> Client::ExportAudit(const AuditFilter& filter,
+                                              const std::filesystem::path& folder) {
+  Impl& impl = *impl_;
+  std::error_code ec;
+  if (std::filesystem::exists(folder, ec)) {
+    return Fail(ErrorCode::kAlreadyExists, "the bundle folder already exists");
+  }
+  // A checkpoint this device verified (signature, and consistency with the one before).
+  COFFRE_ASSIGN_OR_RETURN(const audit::Checkpoint checkpoint,
+                          impl.WitnessAuditLog(nullptr, /*fresh=*/true));
+  COFFRE_ASSIGN_OR_RETURN(auto stored, sql::Prepared(*impl.db, "SELECT note, log_key FROM audit_log WHERE id = 1"));
+  COFFRE_ASSIGN_OR_RETURN(const bool found, stored.Step());
+  if (!found) return Fail(ErrorCode::kCorrupt, "the verified checkpoint was not stored");
+  const std::string note = stored.ColumnText(0);
+  const std::string log_key = stored.ColumnText(1);
+  COFFRE_ASSIGN_OR_RETURN(auto selected, SelectEntries(impl, filter, checkpoint.size));
+
+  std::string json;
+  std::string csv(bundle::kCsvHeader);
+  for (const SelectedEntry& one : selected) {
+    wire::Request request;
+    request.mutable_get_audit_proof()->mutable_inclusion()->set_index(one.index);
+    request.mutable_get_audit_proof()->mutable_inclusion()->set_tree_size(checkpoint.size);
+    COFFRE_ASSIGN_OR_RETURN(auto reply, impl.Call(request));
+    const std::vector<audit::Hash> proof = reply.has_audit_proof() ? HashesOf(reply.audit_proof())
+                                                                   : std::vector<audit::Hash>();
+    // Nothing goes into a bundle that would not verify.
+    if (!audit::VerifyInclusion(one.index, checkpoint.size, audit::HashLeaf(one.encoded), proof,
+                                checkpoint.root)) {
+      return Fail(ErrorCode::kAuthenticationFailed,
+                  "an entry is not in the relay's signed log: run `coffre audit verify`");
+    }
+    const bundle::RecordInput input{one.index, one.encoded, &one.entry, one.details, proof};
+    json += bundle::RecordJsonLine(input);
+    csv += bundle::RecordCsvLine(input);
+  }
+
+  // Written into a fresh folder next to the target, renamed into place when complete.
+  std::filesystem::path staging = folder;
+  staging += ".partial";
+  std::filesystem::remove_all(staging, ec);
+  std::filesystem::create_directories(staging, ec);
+  if (ec) return Fail(ErrorCode::kIo, "cannot create the bundle folder");
+  auto write = [&](std::string_view name, const std::string& data) -> Status {
+    std::ofstream out(staging / name, std::ios::binary | std::ios::trunc);
+    out.write(data.data(), static_cast<std::streamsize>(data.size()));
+    out.close();
+    if (!out) return Fail(ErrorCode::kIo, "cannot write the bundle (disk full?)");
+    return Ok();
+  };
+  nlohmann::json files = {
+      {std::string(bundle::kCheckpointFile), Hex(crypto::Blake2b256(AsBytes(note)))},
+      {std::string(bundle::kRecordsJsonFile), Hex(crypto::Blake2b256(AsBytes(json)))},
+      {std::string(bundle::kRecordsCsvFile), Hex(crypto::Blake2b256(AsBytes(csv)))},
+  };
+  COFFRE_ASSIGN_OR_RETURN(auto identity, sql::Prepared(*impl.db, "SELECT certificate FROM identity WHERE id = 1"));
+  COFFRE_ASSIGN_OR_RETURN(const bool has_identity, identity.Step());
+  if (!has_identity) return Fail(ErrorCode::kCorrupt, "profile has no identity");
+  const nlohmann::json manifest = {
+      {"format", std::string(kAuditBundleFormat)},
+      {"origin", checkpoint.origin},
+      {"log_key", log_key},
+      {"tree_size", checkpoint.size},
+      {"root", Hex(checkpoint.root)},
+      {"records", selected.size()},
+      {"files", files},
+      {"created_ms", NowMs()},
+      {"exported_by",
+       {{"user", impl.user_id},
+        {"device", impl.device_id},
+        {"user_identity_key", Hex(impl.user_key->verify_key().bytes())},
+        {"certificate", Hex(identity.ColumnBlob(0))}}},
+  };
+  const std::string manifest_text = manifest.dump(2) + "\n";
+  const auto signature = impl.device_key->Sign(bundle::kManifestLabel, AsBytes(manifest_text));
+  const Status written = [&]() -> Status {
+    COFFRE_RETURN_IF_ERROR(write(bundle::kCheckpointFile, note));
+    COFFRE_RETURN_IF_ERROR(write(bundle::kRecordsJsonFile, json));
+    COFFRE_RETURN_IF_ERROR(write(bundle::kRecordsCsvFile, csv));
+    COFFRE_RETURN_IF_ERROR(write(bundle::kManifestFile, manifest_text));
+    return write(bundle::kSignatureFile, Hex(signature) + "\n");
+  }();
+  if (!written) {
+    std::filesystem::remove_all(staging, ec);
+    return written.error();
+  }
+  std::filesystem::rename(staging, folder, ec);
+  if (ec) {
+    std::filesystem::remove_all(staging, ec);
+    return Fail(ErrorCode::kIo, "cannot move the bundle into place");
+  }
+  return AuditExportReport{selected.size(), checkpoint.size};
 }
 
 }  // namespace coffre::client

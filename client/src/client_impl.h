@@ -187,6 +187,11 @@ struct Client::Impl {
   // relay keeps no log.
   Result<audit::Checkpoint> WitnessAuditLog(SyncReport* report, bool fresh,
                                             std::string* alarm = nullptr);
+  // A checkpoint another member put in a post (gossip): verified under the pinned log key
+  // and checked, through the relay's consistency proof, against this device's stored one.
+  // A fork is an alarm in `report` and evidence in the profile; anything this device
+  // cannot check yet (no pinned log, relay unreachable) is left alone.
+  void CompareGossip(const std::string& note, const std::string& sender, SyncReport* report);
 
   // --- sync (client_sync.cc) ---
   // Appends a request to the outbox (its replay must be harmless).

@@ -118,7 +118,12 @@ Result<std::string> Client::Post(std::string_view team_name, std::string_view ch
   const std::uint64_t sent_ms = NowMs();
   COFFRE_ASSIGN_OR_RETURN(const auto channel_key,
                           DeriveChannelKey(write.key, write.team.team_id, write.generation, channel_id));
-  COFFRE_ASSIGN_OR_RETURN(const auto sealed, SealPost(channel_key, context, text, sent_ms));
+  // The latest audit checkpoint this device verified rides along, for members to compare.
+  std::string gossip;
+  COFFRE_ASSIGN_OR_RETURN(auto stored_note, sql::Prepared(*impl_->db, "SELECT note FROM audit_log WHERE id = 1"));
+  COFFRE_ASSIGN_OR_RETURN(const bool has_note, stored_note.Step());
+  if (has_note) gossip = stored_note.ColumnText(0);
+  COFFRE_ASSIGN_OR_RETURN(const auto sealed, SealPost(channel_key, context, text, sent_ms, gossip));
   wire::ItemManifestBody body;
   body.set_team_id(AsString(write.team.team_id));
   body.set_item_id(AsString(context.post_id));

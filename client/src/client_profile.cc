@@ -158,6 +158,13 @@ constexpr storage::Migration kProfileMigrations[] = {
      "  log_key TEXT NOT NULL,"
      "  reason TEXT NOT NULL,"
      "  seen_ms INTEGER NOT NULL);"},
+    // An auditor's X25519 key pair (`coffre audit key`): audit details are sealed to its
+    // public half, set on a team by an admin (SetAuditorKey) or on the relay by its operator.
+    {4,
+     "CREATE TABLE auditor_key ("
+     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+     "  secret BLOB NOT NULL,"
+     "  created_ms INTEGER NOT NULL);"},
 };
 
 Status RelayFailure(const wire::Error& error) {

@@ -445,6 +445,10 @@ Status Client::Impl::ApplyItem(const TeamRecord& team, const protocol::TeamChain
       Warn(report, "team " + team.name + ": " + body.author_user_id() +
                        " sees another team chain than this profile (fork)");
     }
+    // The sender's view of the audit log: it must be consistent with this device's.
+    if (!post->audit_checkpoint.empty()) {
+      CompareGossip(post->audit_checkpoint, body.author_user_id(), report);
+    }
     std::vector<std::uint8_t> parent;
     if (post->parent_post_id) parent.assign(post->parent_post_id->begin(), post->parent_post_id->end());
     COFFRE_RETURN_IF_ERROR(sql::Run(*db,
@@ -500,16 +504,17 @@ Status Client::Impl::ApplyItem(const TeamRecord& team, const protocol::TeamChain
 Result<SyncReport> Client::Sync() {
   SyncReport report;
   COFFRE_RETURN_IF_ERROR(impl_->SendOutbox(&report));
+  // Every device witnesses the relay's audit log, before reading posts whose gossip it
+  // compares with: a checkpoint that does not extend the one stored is an alarm in the
+  // report (and evidence in the profile), never a failed sync. (A relay without a log, or a
+  // lost connection, leaves the stored checkpoint as it is.)
+  (void)impl_->WitnessAuditLog(&report, /*fresh=*/true);
   COFFRE_RETURN_IF_ERROR(impl_->FetchMailbox(&report));
   COFFRE_RETURN_IF_ERROR(impl_->SyncTeams(&report));
   // Writes queued while applying (none today) go out in the same sync.
   COFFRE_RETURN_IF_ERROR(impl_->SendOutbox(&report));
   COFFRE_ASSIGN_OR_RETURN(auto pending, sql::QueryInt(*impl_->db, "SELECT count(*) FROM outbox"));
   report.outbox_pending = pending ? sql::AsU64(*pending) : 0;
-  // Every device witnesses the relay's audit log: a checkpoint that does not extend the one
-  // stored is an alarm in the report (and evidence in the profile), never a failed sync.
-  // (A relay without a log, or a lost connection, leaves the stored checkpoint as it is.)
-  (void)impl_->WitnessAuditLog(&report, /*fresh=*/true);
   return report;
 }
 

@@ -360,13 +360,17 @@ Result<SecretBytes> DeriveKeyHistoryKey(const SecretBytes& ptk, const protocol::
 
 Result<std::vector<std::uint8_t>> SealPost(const SecretBytes& channel_key,
                                            const PostContext& context, std::string_view text,
-                                           std::uint64_t sent_ms) {
+                                           std::uint64_t sent_ms, std::string_view audit_checkpoint) {
   COFFRE_ASSIGN_OR_RETURN(crypto::AeadKey key,
                           AeadKeyOf(channel_key, "content: channel key must be 32 bytes"));
   COFFRE_RETURN_IF_ERROR(CheckGeneration(context.generation));
   COFFRE_RETURN_IF_ERROR(protocol::ValidateUserId(context.sender_user_id));
   COFFRE_RETURN_IF_ERROR(protocol::ValidateDeviceId(context.sender_device_id));
-  COFFRE_ASSIGN_OR_RETURN(const SecretBytes padded, internal::PaddedPostBody(text, sent_ms));
+  if (audit_checkpoint.size() > kMaxGossipCheckpointSize) audit_checkpoint = {};
+  auto with_gossip = internal::PaddedPostBody(text, sent_ms, audit_checkpoint);
+  // A text that fills the largest bucket leaves no room for the gossip: the post goes alone.
+  COFFRE_ASSIGN_OR_RETURN(const SecretBytes padded,
+                          with_gossip ? std::move(with_gossip) : internal::PaddedPostBody(text, sent_ms));
   const std::vector<std::uint8_t> sealed =
       crypto::AeadSeal(key, kPostLabel, padded.span(), internal::PostAssociatedData(context));
 
@@ -410,7 +414,8 @@ Result<OpenedPost> OpenPost(const wire::v1::ItemManifestBody& body,
                                      internal::PostAssociatedData(context), kPostAuthFailure));
 
   pb::PostBody post_body;
-  if (!ParsePadded(padded, post_body) || post_body.text().size() > kMaxTextSize) {
+  if (!ParsePadded(padded, post_body) || post_body.text().size() > kMaxTextSize ||
+      post_body.audit_checkpoint().size() > kMaxGossipCheckpointSize) {
     return Fail(ErrorCode::kCorrupt, "content: post body is malformed");
   }
   OpenedPost post;
@@ -419,6 +424,7 @@ Result<OpenedPost> OpenPost(const wire::v1::ItemManifestBody& body,
   post.chain_head = info.chain_head;
   post.text = std::move(*post_body.mutable_text());
   post.sent_ms = post_body.sent_ms();
+  post.audit_checkpoint = std::move(*post_body.mutable_audit_checkpoint());
   return post;
 }
 
@@ -750,13 +756,18 @@ std::vector<std::uint8_t> KeyHistoryAssociatedData(const protocol::TeamId& team_
   return ad;
 }
 
-Result<SecretBytes> PaddedPostBody(std::string_view text, std::uint64_t sent_ms) {
+Result<SecretBytes> PaddedPostBody(std::string_view text, std::uint64_t sent_ms,
+                                   std::string_view audit_checkpoint) {
   if (text.size() > kMaxTextSize) {
     return Fail(ErrorCode::kInvalidArgument, "content: post text is longer than 49088 bytes");
+  }
+  if (audit_checkpoint.size() > kMaxGossipCheckpointSize) {
+    return Fail(ErrorCode::kInvalidArgument, "content: audit checkpoint is longer than 1024 bytes");
   }
   pb::PostBody body;
   body.mutable_text()->assign(text);
   body.set_sent_ms(sent_ms);
+  body.mutable_audit_checkpoint()->assign(audit_checkpoint);
   return SerializePadded(body, "content: post is too large");
 }
 

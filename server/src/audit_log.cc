@@ -44,6 +44,7 @@ Result<std::uint64_t> AuditLog::Record(storage::AuditAppend record) {
 
 void AuditLog::WriterLoop() {
   auto next_checkpoint = std::chrono::steady_clock::now() + options_.checkpoint_interval;
+  auto next_maintenance = std::chrono::steady_clock::now() + options_.maintenance_interval;
   std::unique_lock lock(queue_mutex_);
   for (;;) {
     queue_changed_.wait_until(lock, next_checkpoint, [&] { return stopping_ || !queue_.empty(); });
@@ -76,6 +77,10 @@ void AuditLog::WriterLoop() {
       std::lock_guard store_lock(store_mutex_);
       (void)IssueCheckpointLocked();  // retried at the next tick on failure
       next_checkpoint = std::chrono::steady_clock::now() + options_.checkpoint_interval;
+    }
+    if (options_.maintenance && std::chrono::steady_clock::now() >= next_maintenance) {
+      options_.maintenance();
+      next_maintenance = std::chrono::steady_clock::now() + options_.maintenance_interval;
     }
     lock.lock();
   }

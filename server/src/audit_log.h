@@ -38,6 +38,9 @@ class AuditLog {
     std::chrono::milliseconds checkpoint_interval{1000};
     std::size_t max_batch = 1024;  // entries per commit
     SignFn sign;
+    // Run on the writer thread every `maintenance_interval` (retention), without locks held.
+    std::function<void()> maintenance;
+    std::chrono::milliseconds maintenance_interval{std::chrono::hours(1)};
   };
 
   // Takes the store, rebuilds the tree from its leaf hashes and starts the writer thread.

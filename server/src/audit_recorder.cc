@@ -73,8 +73,16 @@ Result<std::unique_ptr<AuditRecorder>> AuditRecorder::Open(const std::filesystem
     return audit::SignCheckpoint(audit::Checkpoint{raw->config_.origin, size, root}, raw->log_key_,
                                  raw->config_.origin);
   };
+  options.maintenance = [raw = recorder.get()] { (void)raw->ApplyRetention(); };
   COFFRE_ASSIGN_OR_RETURN(recorder->log_, AuditLog::Open(std::move(store), std::move(options)));
+  COFFRE_RETURN_IF_ERROR(recorder->ApplyRetention());
   return recorder;
+}
+
+Result<std::uint64_t> AuditRecorder::ApplyRetention() {
+  const std::int64_t keep_from =
+      MonthOf(clock_()) - static_cast<std::int64_t>(std::max<std::uint32_t>(6, config_.retention_months));
+  return log_->EraseDetailsBefore(keep_from, config_.legal_hold_months);
 }
 
 Result<std::uint64_t> AuditRecorder::Record(const AuditEvent& event) {

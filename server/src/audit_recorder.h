@@ -55,6 +55,10 @@ class AuditRecorder {
   // Records `event`; returns once it is durable.
   Result<std::uint64_t> Record(const AuditEvent& event);
 
+  // Erases the sealed details older than the retention period, outside legal holds
+  // (decision 0016); the relay runs it at start and then hourly. Returns how many.
+  Result<std::uint64_t> ApplyRetention();
+
   AuditLog& log() { return *log_; }
   const std::string& origin() const { return config_.origin; }
   // "<name>+<key id>+<key>": what clients and auditors pin.

@@ -67,6 +67,31 @@ class TableReader {
     out = *value;
   }
 
+  // "YYYY-MM[,YYYY-MM...]": months, as months since January 1970.
+  void Months(std::string_view key, std::vector<std::int64_t>& out) {
+    std::string value;
+    const bool present = Find(key) != nullptr;
+    String(key, value);
+    if (!present || !ok_) return;
+    out.clear();
+    std::size_t start = 0;
+    while (start <= value.size()) {
+      std::size_t end = value.find(',', start);
+      if (end == std::string::npos) end = value.size();
+      const std::string month = value.substr(start, end - start);
+      int year = 0;
+      int number = 0;
+      char dash = 0;
+      std::istringstream in(month);
+      if (month.size() != 7 || !(in >> year >> dash >> number) || dash != '-' || year < 1970 ||
+          year > 9999 || number < 1 || number > 12) {
+        return Fail(key, "must be months as YYYY-MM, separated by commas");
+      }
+      out.push_back(static_cast<std::int64_t>(year - 1970) * 12 + number - 1);
+      start = end + 1;
+    }
+  }
+
   // 32 bytes as 64 hex digits: a public X25519 key.
   void X25519Key(std::string_view key, std::optional<crypto::X25519PublicKey>& out) {
     std::string value;
@@ -238,6 +263,8 @@ bool ReadConfig(const toml::table& root, RelayConfig& config, std::string* detai
   au.String("node", config.audit.node);
   au.String("jurisdiction", config.audit.jurisdiction);
   au.X25519Key("auditor_key", config.audit.auditor_key);
+  au.Int("retention_months", config.audit.retention_months, 6, 1200);
+  au.Months("legal_hold_months", config.audit.legal_hold_months);
   au.Finish();
   return au.ok();
 }

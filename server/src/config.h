@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "coffre/base/result.h"
 #include "coffre/crypto/secret_bytes.h"
@@ -110,6 +111,11 @@ struct AuditConfig {
   // concern no team with an auditor key of its own are sealed to it. None: such events
   // keep no details.
   std::optional<crypto::X25519PublicKey> auditor_key;
+  // Retention (decision 0016): sealed details are erased once older than this many months
+  // (6 at least, as access-log rules ask), except in the months under legal hold. The
+  // entries themselves, and every proof, stay.
+  std::uint32_t retention_months = 12;
+  std::vector<std::int64_t> legal_hold_months;  // months since 1970-01 ("YYYY-MM" in the file)
 };
 
 struct ListenAddress {

@@ -2,6 +2,8 @@
 // auditor's `audit verify` names the first entry a relay rewrote in its database.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "client_fixture.h"
 #include "coffre/storage/database.h"
 
@@ -138,6 +140,91 @@ TEST_F(AuditClientTest, WitnessRaisesAnAlarmWhenTheLogIsRewritten) {
     alarmed |= warning.find("AUDIT LOG ALARM") != std::string::npos;
   }
   EXPECT_TRUE(alarmed);
+}
+
+}  // namespace
+}  // namespace coffre::client
+
+namespace coffre::client {
+namespace {
+
+bool HasWarning(const SyncReport& report, std::string_view text) {
+  return std::any_of(report.warnings.begin(), report.warnings.end(),
+                     [&](const std::string& warning) { return warning.find(text) != std::string::npos; });
+}
+
+// A relay that shows two members two different logs (here: its log rewritten between the
+// moment alice verified it and the moment bob first sees it). Each member's posts carry its
+// checkpoint, and each detects the other's as a fork.
+TEST_F(AuditClientTest, ForkIsDetectedByBothMembersThroughCheckpointsInPosts) {
+  auto bob = Enrol("bob");
+  ASSERT_TRUE(bob);
+  ASSERT_OK(alice_->AddMember("sdis-operations", "bob", Role::kMember));
+  Sync(*alice_);  // alice pins the log as it is now
+  ASSERT_OK(alice_->Post("sdis-operations", "plans", "Vue d'Alice", std::nullopt));
+
+  EditAuditLog(
+      "UPDATE audit_entries SET idx = -1 WHERE idx = 0;"
+      "UPDATE audit_entries SET idx = 0 WHERE idx = 1;"
+      "UPDATE audit_entries SET idx = 1 WHERE idx = -1;"
+      "DELETE FROM audit_checkpoints;");
+
+  // Bob first sees the rewritten log, then alice's post and the checkpoint in it.
+  auto bob_report = bob->Sync();
+  ASSERT_OK(bob_report);
+  EXPECT_TRUE(HasWarning(*bob_report, "seen in a post by alice")) << "bob did not detect the fork";
+  ASSERT_OK(bob->Post("sdis-operations", "plans", "Vue de Bob", std::nullopt));
+
+  auto alice_report = alice_->Sync();
+  ASSERT_OK(alice_report);
+  EXPECT_TRUE(HasWarning(*alice_report, "seen in a post by bob")) << "alice did not detect the fork";
+}
+
+TEST_F(AuditClientTest, ConsistentViewsInPostsRaiseNoAlarm) {
+  auto bob = Enrol("bob");
+  ASSERT_TRUE(bob);
+  ASSERT_OK(alice_->AddMember("sdis-operations", "bob", Role::kMember));
+  Sync(*alice_);
+  ASSERT_OK(alice_->Post("sdis-operations", "plans", "Vue d'Alice", std::nullopt));
+  Sync(*bob);  // fails the test on any warning
+  ASSERT_OK(bob->Post("sdis-operations", "plans", "Vue de Bob", std::nullopt));
+  Sync(*alice_);
+  auto read = bob->ReadChannel("sdis-operations", "plans", std::nullopt, std::nullopt);
+  ASSERT_OK(read);
+  EXPECT_EQ(read->size(), 3u);
+}
+
+}  // namespace
+}  // namespace coffre::client
+
+namespace coffre::client {
+namespace {
+
+TEST_F(AuditClientTest, DetailsOpenForTheAuditorWhoseKeyTheTeamSet) {
+  auto key = dave_->AuditorKey();
+  ASSERT_OK(key);
+  EXPECT_EQ(*dave_->AuditorKey(), *key);  // made once, kept
+  EXPECT_FALSE(alice_->SetTeamAuditorKey("sdis-operations", "not hex"));
+  ASSERT_OK(alice_->SetTeamAuditorKey("sdis-operations", *key));
+  ASSERT_OK(alice_->Post("sdis-operations", "plans", "Après la clé d'audit", std::nullopt));
+  auto shown = alice_->ShowTeam("sdis-operations");
+  ASSERT_OK(shown);
+
+  AuditFilter by_alice;
+  by_alice.team = shown->team_id;
+  by_alice.user = "alice";
+  auto entries = dave_->AuditEntries(by_alice);
+  ASSERT_OK(entries);
+  ASSERT_FALSE(entries->empty());
+  for (const auto& entry : *entries) {
+    EXPECT_EQ(entry.details, "opened");
+    EXPECT_EQ(entry.actor_user, "alice");
+    EXPECT_FALSE(entry.address.empty());
+  }
+  // Without the auditor key, --user cannot be answered.
+  AuditFilter by_user;
+  by_user.user = "alice";
+  EXPECT_FALSE(alice_->AuditEntries(by_user));
 }
 
 }  // namespace

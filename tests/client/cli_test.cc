@@ -636,6 +636,10 @@ TEST(CliProgramTest, HelpOfEveryCommandExitsZero) {
       {"audit"},
       {"audit", "show"},
       {"audit", "verify"},
+      {"audit", "export"},
+      {"audit", "verify-bundle"},
+      {"audit", "key"},
+      {"team", "auditor-key"},
   };
   for (auto args : commands) {
     std::string name = "coffre";

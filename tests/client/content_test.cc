@@ -280,6 +280,29 @@ TEST_F(ContentPostTest, EmptyTextAndMaximumTextRoundTrip) {
   EXPECT_EQ(Must(OpenPost(body, ChannelKey(context_.channel_id))).text, longest);
 }
 
+TEST_F(ContentPostTest, AuditCheckpointRidesAlongWhenItFits) {
+  const std::string note(600, 'n');
+  const SecretBytes key = ChannelKey(context_.channel_id);
+  const auto with = Manifest(Must(SealPost(key, context_, "vu", 5, note)));
+  const OpenedPost post = Must(OpenPost(with, key));
+  EXPECT_EQ(post.text, "vu");
+  EXPECT_EQ(post.audit_checkpoint, note);
+  EXPECT_EQ(Must(OpenPost(Sealed("vu"), key)).audit_checkpoint, "");
+  // The longest text leaves no room: the post goes without its gossip.
+  const std::string longest(kMaxTextSize, 'x');
+  const OpenedPost full = Must(OpenPost(Manifest(Must(SealPost(key, context_, longest, 5, note))), key));
+  EXPECT_EQ(full.text, longest);
+  EXPECT_EQ(full.audit_checkpoint, "");
+  // An oversized checkpoint is never written, and refused when read.
+  EXPECT_EQ(Must(OpenPost(Manifest(Must(SealPost(key, context_, "vu", 5,
+                                                 std::string(kMaxGossipCheckpointSize + 1, 'n')))),
+                          key))
+                .audit_checkpoint,
+            "");
+  ExpectFailure(internal::PaddedPostBody("vu", 5, std::string(kMaxGossipCheckpointSize + 1, 'n')),
+                ErrorCode::kInvalidArgument, "content: audit checkpoint is longer than 1024 bytes");
+}
+
 TEST_F(ContentPostTest, TextOverTheLimitIsRefused) {
   ExpectFailure(
       SealPost(ChannelKey(context_.channel_id), context_, std::string(kMaxTextSize + 1, 'x'), 1),

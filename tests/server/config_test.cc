@@ -55,6 +55,9 @@ auth_burst_per_address = 3
 origin = "relay.sdis13.example/log"
 node = "relay-a"
 jurisdiction = "FR"
+auditor_key = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
+retention_months = 24
+legal_hold_months = "2026-05,2027-01"
 )";
   std::string detail;
   auto config = ParseRelayConfig(text, RelayConfig{}, &detail);
@@ -82,6 +85,11 @@ jurisdiction = "FR"
   EXPECT_EQ(config->rate_limits.auth_burst_per_address, 3u);
   EXPECT_EQ(config->audit.origin, "relay.sdis13.example/log");
   EXPECT_EQ(config->audit.node, "relay-a");
+  ASSERT_TRUE(config->audit.auditor_key.has_value());
+  EXPECT_EQ(config->audit.auditor_key->bytes()[0], 0x85);
+  EXPECT_EQ(config->audit.retention_months, 24u);
+  // Months since January 1970: 2026-05 is 56 * 12 + 4.
+  EXPECT_EQ(config->audit.legal_hold_months, (std::vector<std::int64_t>{676, 684}));
   EXPECT_TRUE(ValidateRelayConfig(*config));
 }
 
@@ -99,6 +107,10 @@ TEST(ConfigTest, RefusesUnknownKeysWrongTypesAndOutOfRangeValues) {
       {"log_level = \"loud\"", "config: log_level must be debug, info, warn or error"},
       {"limits = 3", "config: limits must be a table"},
       {"[tls]\ncertificate = \"\"", "config: tls.certificate must not be empty"},
+      {"[audit]\nretention_months = 3", "config: audit.retention_months is out of range"},
+      {"[audit]\nlegal_hold_months = \"2026-13\"",
+       "config: audit.legal_hold_months must be months as YYYY-MM, separated by commas"},
+      {"[audit]\nauditor_key = \"abcd\"", "config: audit.auditor_key must be 64 hex digits"},
   };
   for (const Case& c : cases) {
     std::string detail;

@@ -255,3 +255,105 @@ TEST_F(RelayAuditTest, LogSurvivesARestartWithTheSameKey) {
 
 }  // namespace
 }  // namespace coffre::server
+
+namespace coffre::server {
+namespace {
+
+using namespace testing;
+
+// Months since January 1970 of now, as the relay counts them.
+std::int64_t CurrentMonth() {
+  using namespace std::chrono;
+  const year_month_day day{floor<days>(system_clock::now())};
+  return (static_cast<int>(day.year()) - 1970) * 12 + static_cast<unsigned>(day.month()) - 1;
+}
+
+class RelayAuditRetentionTest : public ::testing::Test {
+ protected:
+  // A relay whose organisation auditor key is auditor_, with `hold` under legal hold.
+  void Start(std::vector<std::int64_t> hold) {
+    relay_ = std::make_unique<TestRelay>(dir_.path() / "relay", [&](RelayConfig& config) {
+      config.audit.auditor_key = auditor_.public_key();
+      config.audit.retention_months = 6;
+      config.audit.legal_hold_months = hold;
+    });
+    ASSERT_TRUE(relay_->Start());
+    auto client = RelayClient::Connect(relay_->port());
+    ASSERT_NE(client, nullptr);
+    ASSERT_FALSE(Onboard(*relay_, *client, alice_).empty());
+  }
+
+  std::vector<storage::AuditStoredEntry> Entries() {
+    auto entries = relay_->audit()->log().Entries(0, 100);
+    EXPECT_TRUE(entries);
+    return entries ? *entries : std::vector<storage::AuditStoredEntry>{};
+  }
+
+  TempDir dir_;
+  crypto::X25519KeyPair auditor_ = crypto::X25519KeyPair::Generate();
+  TestUser alice_{"alice"};
+  std::unique_ptr<TestRelay> relay_;
+};
+
+TEST_F(RelayAuditRetentionTest, DetailsAreErasedAfterRetentionAndEveryProofStaysValid) {
+  Start({});
+  const auto before = Entries();
+  ASSERT_FALSE(before.empty());
+  // Details are sealed to the auditor: the login names alice, for the auditor only.
+  bool found_alice = false;
+  for (const auto& stored : before) {
+    ASSERT_TRUE(stored.sealed_details.has_value());
+    auto details = audit::OpenDetails(auditor_, *stored.sealed_details);
+    ASSERT_TRUE(details) << details.error().context();
+    found_alice |= details->actor_user_id == "alice" || details->subject_user_id == "alice";
+    EXPECT_FALSE(audit::OpenDetails(crypto::X25519KeyPair::Generate(), *stored.sealed_details));
+  }
+  EXPECT_TRUE(found_alice);
+  auto checkpoint = relay_->audit()->log().Checkpoint(/*fresh=*/true);
+  ASSERT_TRUE(checkpoint);
+
+  // Eight months later, with six months of retention: the details go, nothing else.
+  relay_->AdvanceClock(std::chrono::hours(24 * 31 * 8));
+  auto erased = relay_->audit()->ApplyRetention();
+  ASSERT_TRUE(erased);
+  EXPECT_EQ(*erased, before.size());
+  const auto after = Entries();
+  ASSERT_EQ(after.size(), before.size());
+  auto verifier = audit::NoteVerifier::FromVerifierKey(relay_->audit()->VerifierKey());
+  ASSERT_TRUE(verifier);
+  auto parsed = audit::ParseAndVerifyCheckpoint(checkpoint->note, *verifier, relay_->config().audit.origin);
+  ASSERT_TRUE(parsed);
+  for (std::size_t i = 0; i < after.size(); ++i) {
+    EXPECT_TRUE(after[i].erased);
+    EXPECT_FALSE(after[i].sealed_details.has_value());
+    EXPECT_EQ(after[i].entry, before[i].entry);
+    // The entry still commits to the hash of the details it had.
+    auto entry = audit::DecodeEntry(after[i].entry);
+    ASSERT_TRUE(entry && entry->details_hash.has_value());
+    EXPECT_EQ(*entry->details_hash, audit::DetailsHash(*before[i].sealed_details));
+    if (i < parsed->size) {
+      auto proof = relay_->audit()->log().InclusionProof(i, parsed->size);
+      ASSERT_TRUE(proof);
+      EXPECT_TRUE(audit::VerifyInclusion(i, parsed->size, audit::HashLeaf(after[i].entry), *proof,
+                                         parsed->root));
+    }
+  }
+}
+
+TEST_F(RelayAuditRetentionTest, LegalHoldKeepsTheDetailsOfItsMonths) {
+  Start({CurrentMonth()});
+  const auto before = Entries();
+  ASSERT_FALSE(before.empty());
+  relay_->AdvanceClock(std::chrono::hours(24 * 31 * 8));
+  auto erased = relay_->audit()->ApplyRetention();
+  ASSERT_TRUE(erased);
+  EXPECT_EQ(*erased, 0u);
+  for (const auto& stored : Entries()) {
+    EXPECT_FALSE(stored.erased);
+    ASSERT_TRUE(stored.sealed_details.has_value());
+    EXPECT_TRUE(audit::OpenDetails(auditor_, *stored.sealed_details));
+  }
+}
+
+}  // namespace
+}  // namespace coffre::server

@@ -147,6 +147,12 @@ struct AuditFilter {
   std::optional<std::string> type;    // an event name: "login", "blob_fetched", ...
   std::optional<std::uint64_t> from_ms;  // inclusive
   std::optional<std::uint64_t> to_ms;    // exclusive
+  std::optional<std::string> user;       // a login: needs the details, so the auditor key
+};
+
+struct AuditExportReport {
+  std::uint64_t records = 0;
+  std::uint64_t tree_size = 0;
 };
 
 struct AuditEntryView {
@@ -161,7 +167,12 @@ struct AuditEntryView {
   std::uint64_t version = 0;
   std::string node;
   std::string jurisdiction;
-  std::string details;  // "sealed", "erased" or "none"
+  std::string details;  // "sealed", "erased", "none", or "opened" with the auditor key
+  // From the details, when this profile holds the auditor key they were sealed to.
+  std::string actor_user;
+  std::string subject_user;
+  std::string address;
+  std::string reason;
 };
 
 class Client {
@@ -249,8 +260,19 @@ class Client {
       const std::function<bool()>& keep_going);
 
   // The relay's audit log (auditors).
+  // This profile's auditor key (X25519), made on first use; returns its public half (hex),
+  // for an admin to set on a team (SetTeamAuditorKey) or the operator on the relay.
+  Result<std::string> AuditorKey();
+  // Sets the team's auditor key (a chain statement; admins only): details of the team's
+  // events are sealed to it from then on.
+  Status SetTeamAuditorKey(std::string_view team, std::string_view public_key_hex);
   Result<AuditVerifyReport> VerifyAuditLog();
   Result<std::vector<AuditEntryView>> AuditEntries(const AuditFilter& filter);
+  // Writes the selected entries, with a fresh verified checkpoint and an inclusion proof
+  // each, into a bundle folder signed by this device (audit_bundle.h). The folder must not
+  // exist; it appears only once complete.
+  Result<AuditExportReport> ExportAudit(const AuditFilter& filter,
+                                        const std::filesystem::path& folder);
 
   // Safety numbers. After a key change, sending to that person fails with
   // kUntrustedIdentity until ConfirmIdentity.

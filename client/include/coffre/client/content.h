@@ -82,6 +82,8 @@ inline constexpr std::array<std::size_t, 6> kPaddingBuckets = {256,   1024,  409
                                                                16384, 32768, 49152};
 // Longest post or direct message text: 48 KiB less room for the encoding around it.
 inline constexpr std::size_t kMaxTextSize = 49152 - 64;
+// The audit checkpoint a post carries as gossip (PostBody.audit_checkpoint).
+inline constexpr std::size_t kMaxGossipCheckpointSize = 1024;
 inline constexpr std::size_t kMaxChannelNameSize = 256;
 inline constexpr std::size_t kMaxTeamNameSize = 64;
 inline constexpr std::size_t kMaxDocumentNameSize = 1024;
@@ -178,6 +180,7 @@ struct OpenedPost {
   protocol::ChainHead chain_head;
   std::string text;
   std::uint64_t sent_ms = 0;
+  std::string audit_checkpoint;  // the sender's view of the audit log; empty when none
 };
 
 // Seals a post: returns the serialized PostHeader to put in the manifest's
@@ -185,9 +188,12 @@ struct OpenedPost {
 // kind "post" and the team, item id, key generation and author of `context`. Fails with
 // kInvalidArgument when `channel_key` is not 32 bytes, the generation is 0, the sender
 // user or device id is invalid, or `text` is longer than kMaxTextSize.
+// `audit_checkpoint` (at most kMaxGossipCheckpointSize bytes) rides along when it fits in
+// the padding bucket of the text; it is left out otherwise.
 Result<std::vector<std::uint8_t>> SealPost(const crypto::SecretBytes& channel_key,
                                            const PostContext& context, std::string_view text,
-                                           std::uint64_t sent_ms);
+                                           std::uint64_t sent_ms,
+                                           std::string_view audit_checkpoint = {});
 
 // Reads the clear header of a post manifest, so the caller can pick the channel key.
 // `body` comes from a manifest whose signature the caller verified. Fails with
@@ -338,7 +344,8 @@ std::vector<std::uint8_t> KeyHistoryAssociatedData(const protocol::TeamId& team_
                                                    std::uint64_t new_generation);
 // The padded plaintext of a post (serialized PostBody, 0x80, zeros to its bucket).
 // kInvalidArgument when the text is longer than kMaxTextSize.
-Result<crypto::SecretBytes> PaddedPostBody(std::string_view text, std::uint64_t sent_ms);
+Result<crypto::SecretBytes> PaddedPostBody(std::string_view text, std::uint64_t sent_ms,
+                                           std::string_view audit_checkpoint = {});
 
 }  // namespace internal
 
