@@ -24,15 +24,11 @@ void WriteAll(const std::filesystem::path& path, const std::string& data) {
   out << data;
 }
 
-class AuditBundleTest : public testing::ClientTest {
+class AuditBundleTest : public testing::AuditedTeamTest {
  protected:
   void SetUp() override {
-    ClientTest::SetUp();
-    alice_ = Enrol("alice", /*admin=*/true);
-    dave_ = Enrol("dave");
-    ASSERT_TRUE(alice_ && dave_);
-    ASSERT_OK(alice_->CreateTeam("sdis-operations"));
-    ASSERT_OK(alice_->AddMember("sdis-operations", "dave", Role::kAuditor));
+    AuditedTeamTest::SetUp();
+    if (HasFatalFailure()) return;
     bundle_ = dir_.path() / "bundle";
     AuditFilter logins;
     logins.type = "login";
@@ -42,7 +38,6 @@ class AuditBundleTest : public testing::ClientTest {
     log_key_ = relay_->audit()->VerifierKey();
   }
 
-  std::unique_ptr<Client> alice_, dave_;
   std::filesystem::path bundle_;
   std::string log_key_;
 };

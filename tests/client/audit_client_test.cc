@@ -10,15 +10,11 @@
 namespace coffre::client {
 namespace {
 
-class AuditClientTest : public testing::ClientTest {
+class AuditClientTest : public testing::AuditedTeamTest {
  protected:
   void SetUp() override {
-    ClientTest::SetUp();
-    alice_ = Enrol("alice", /*admin=*/true);
-    dave_ = Enrol("dave");
-    ASSERT_TRUE(alice_ && dave_);
-    ASSERT_OK(alice_->CreateTeam("sdis-operations"));
-    ASSERT_OK(alice_->AddMember("sdis-operations", "dave", Role::kAuditor));
+    AuditedTeamTest::SetUp();
+    if (HasFatalFailure()) return;
     ASSERT_OK(alice_->CreateChannel("sdis-operations", "plans"));
     ASSERT_OK(alice_->Post("sdis-operations", "plans", "Point de regroupement", std::nullopt));
   }
@@ -29,8 +25,6 @@ class AuditClientTest : public testing::ClientTest {
     ASSERT_TRUE(relay_->EditAuditStore([&](storage::Database& db) { ASSERT_TRUE(db.Execute(sql)); }));
     ASSERT_TRUE(relay_->Start());
   }
-
-  std::unique_ptr<Client> alice_, dave_;
 };
 
 TEST_F(AuditClientTest, AuditorVerifiesTheWholeLogAndSeesTheFetches) {

@@ -85,6 +85,22 @@ class ClientTest : public ::testing::Test {
   std::unique_ptr<server::testing::TestRelay> relay_;
 };
 
+// Alice, the organisation's admin, with team sdis-operations whose auditor is Dave: what the
+// audit tests start from.
+class AuditedTeamTest : public ClientTest {
+ protected:
+  void SetUp() override {
+    ClientTest::SetUp();
+    alice_ = Enrol("alice", /*admin=*/true);
+    dave_ = Enrol("dave");
+    ASSERT_TRUE(alice_ && dave_);
+    ASSERT_TRUE(alice_->CreateTeam("sdis-operations"));
+    ASSERT_TRUE(alice_->AddMember("sdis-operations", "dave", Role::kAuditor));
+  }
+
+  std::unique_ptr<Client> alice_, dave_;
+};
+
 }  // namespace coffre::client::testing
 
 #endif  // COFFRE_TESTS_CLIENT_CLIENT_FIXTURE_H_

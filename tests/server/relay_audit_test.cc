@@ -12,6 +12,7 @@
 #include "coffre/audit/merkle.h"
 #include "coffre/audit/signed_note.h"
 #include "server/relay_harness.h"
+#include "server/team_fixture.h"
 #include "server/temp_dir.h"
 
 namespace coffre::server {
@@ -19,24 +20,9 @@ namespace {
 
 using namespace testing;
 
-class RelayAuditTest : public ::testing::Test {
+// Alice admin, bob member, dave auditor; carol is not in the team.
+class RelayAuditTest : public TeamOfFourTest {
  protected:
-  void SetUp() override {
-    relay_ = std::make_unique<TestRelay>(dir_.path() / "relay");
-    ASSERT_TRUE(relay_->Start());
-    for (TestUser* user : {&alice_, &bob_, &carol_, &dave_}) {
-      auto client = RelayClient::Connect(relay_->port());
-      ASSERT_NE(client, nullptr);
-      tokens_[user->id()] = Onboard(*relay_, *client, *user);
-      clients_[user->id()] = std::move(client);
-    }
-    // Alice admin, bob member, dave auditor; carol is not in the team.
-    team_ = CreateTeam(*clients_["alice"], alice_,
-                       {{"bob", wire::ROLE_MEMBER}, {"dave", wire::ROLE_AUDITOR}});
-  }
-
-  RelayClient& Client(const std::string& user) { return *clients_.at(user); }
-
   // The latest checkpoint, verified under the log key the relay names and its origin.
   audit::Checkpoint FreshCheckpoint(RelayClient& client, std::string* note = nullptr) {
     wire::Request request;
@@ -91,12 +77,6 @@ class RelayAuditTest : public ::testing::Test {
     }));
   }
 
-  TempDir dir_;
-  std::unique_ptr<TestRelay> relay_;
-  TestUser alice_{"alice"}, bob_{"bob"}, carol_{"carol"}, dave_{"dave"};
-  std::map<std::string, std::unique_ptr<RelayClient>> clients_;
-  std::map<std::string, std::string> tokens_;
-  TeamSetup team_;
 };
 
 TEST_F(RelayAuditTest, AccountsTeamsAndItemsAreRecordedWithNodeAndJurisdiction) {

@@ -6,8 +6,7 @@
 #include <map>
 
 #include "coffre/protocol/validation.h"
-#include "server/relay_harness.h"
-#include "server/temp_dir.h"
+#include "server/team_fixture.h"
 
 namespace coffre::server {
 namespace {
@@ -15,28 +14,9 @@ namespace {
 using namespace std::chrono_literals;
 using namespace testing;
 
-class RelayItemsTest : public ::testing::Test {
+// Alice admin, bob member, dave auditor; carol is not in the team.
+class RelayItemsTest : public TeamOfFourTest {
  protected:
-  void SetUp() override { Start(); }
-
-  void Start(const std::function<void(RelayConfig&)>& tweak = {}) {
-    clients_.clear();
-    relay_.reset();
-    relay_ = std::make_unique<TestRelay>(dir_.path() / std::to_string(++starts_), tweak);
-    ASSERT_TRUE(relay_->Start());
-    for (TestUser* user : {&alice_, &bob_, &carol_, &dave_}) {
-      auto client = RelayClient::Connect(relay_->port());
-      ASSERT_NE(client, nullptr);
-      tokens_[user->id()] = Onboard(*relay_, *client, *user);
-      clients_[user->id()] = std::move(client);
-    }
-    // Alice admin, bob member, dave auditor; carol is not in the team.
-    team_ = CreateTeam(*clients_["alice"], alice_,
-                       {{"bob", wire::ROLE_MEMBER}, {"dave", wire::ROLE_AUDITOR}});
-  }
-
-  RelayClient& Client(const std::string& user) { return *clients_.at(user); }
-
   wire::Request GetItemRequest(std::string_view item_id, std::uint64_t version = 0) {
     wire::Request request;
     request.mutable_get_item()->set_team_id(team_.team_id);
@@ -83,16 +63,6 @@ class RelayItemsTest : public ::testing::Test {
     return response.body.substr(at + key.size(), end - at - key.size());
   }
 
-  TempDir dir_;
-  int starts_ = 0;
-  std::unique_ptr<TestRelay> relay_;
-  TestUser alice_{"alice"};
-  TestUser bob_{"bob"};
-  TestUser carol_{"carol"};
-  TestUser dave_{"dave"};
-  std::map<std::string, std::unique_ptr<RelayClient>> clients_;
-  std::map<std::string, std::string> tokens_;
-  TeamSetup team_;
 };
 
 // --- Items ----------------------------------------------------------------------------------
