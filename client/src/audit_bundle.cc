@@ -2,10 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <sstream>
+#include <thread>
 
 #include "audit_bundle_format.h"
 #include "client_impl.h"
@@ -96,11 +98,13 @@ Result<std::string> ReadFile(const std::filesystem::path& path) {
   const auto size = std::filesystem::file_size(path, ec);
   if (ec) return Fail(ErrorCode::kNotFound, "a file of the bundle is missing");
   if (size > kMaxBundleFile) return Fail(ErrorCode::kResourceExhausted, "a file of the bundle is too large");
+  std::string data(static_cast<std::size_t>(size), '\0');
   std::ifstream in(path, std::ios::binary);
-  std::ostringstream data;
-  data << in.rdbuf();
-  if (!in.good() && !in.eof()) return Fail(ErrorCode::kIo, "cannot read a file of the bundle");
-  return data.str();
+  in.read(data.data(), static_cast<std::streamsize>(data.size()));
+  if (!in || in.gcount() != static_cast<std::streamsize>(data.size())) {
+    return Fail(ErrorCode::kIo, "cannot read a file of the bundle");
+  }
+  return data;
 }
 
 AuditBundleReport Failed(AuditBundleReport report, std::string problem, std::string where) {
@@ -110,12 +114,13 @@ AuditBundleReport Failed(AuditBundleReport report, std::string problem, std::str
   return report;
 }
 
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
+// The lines of `text`, each with its newline, as views into it.
+std::vector<std::string_view> Lines(std::string_view text) {
+  std::vector<std::string_view> lines;
   std::size_t start = 0;
   while (start < text.size()) {
     const std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) {
+    if (end == std::string_view::npos) {
       lines.push_back(text.substr(start));
       break;
     }
@@ -123,6 +128,63 @@ std::vector<std::string> Lines(const std::string& text) {
     start = end + 1;
   }
   return lines;
+}
+
+struct RecordProblem {
+  std::string problem;
+  std::string where;
+};
+
+// Checks one record: its entry, its inclusion in the checkpoint's tree, and its JSON and
+// CSV lines rebuilt from the entry. Sets `index` to the record's log index.
+std::optional<RecordProblem> CheckRecord(std::size_t line_number, std::string_view json_line,
+                                         std::string_view csv_line,
+                                         const audit::Checkpoint& checkpoint, std::uint64_t& index) {
+  using namespace bundle;
+  const std::string where = std::string(kRecordsJsonFile) + " line " + std::to_string(line_number + 1);
+  auto problem = [&](const char* what) { return std::optional<RecordProblem>(RecordProblem{what, where}); };
+  const nlohmann::json line = nlohmann::json::parse(json_line, nullptr, false);
+  if (line.is_discarded() || !line.is_object()) return problem("not a JSON record");
+  const auto text = [&](const char* key) -> std::string {
+    const auto it = line.find(key);
+    return it != line.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const std::string entry_hex = text("entry");
+  auto encoded = ParseHex(entry_hex, entry_hex.size() / 2);
+  if (!encoded) return problem("the record holds no entry");
+  auto entry = audit::DecodeEntry(*encoded);
+  if (!entry) return problem("the entry is not a valid encoding");
+  std::vector<audit::Hash> proof;
+  const auto proof_field = line.find("proof");
+  if (proof_field == line.end() || !proof_field->is_array() ||
+      proof_field->size() > audit::kMaxProofHashes) {
+    return problem("the inclusion proof is malformed");
+  }
+  for (const auto& element : *proof_field) {
+    if (!element.is_string()) return problem("the inclusion proof is malformed");
+    auto hash = ParseHex(element.get<std::string>(), audit::kHashSize);
+    if (!hash) return problem("the inclusion proof is malformed");
+    audit::Hash h{};
+    std::copy(hash->begin(), hash->end(), h.begin());
+    proof.push_back(h);
+  }
+  const auto index_field = line.find("index");
+  if (index_field == line.end() || !index_field->is_number_unsigned()) return problem("the record has no index");
+  index = index_field->get<std::uint64_t>();
+  if (!audit::VerifyInclusion(index, checkpoint.size, audit::HashLeaf(*encoded), proof, checkpoint.root)) {
+    return problem("the entry is not in the signed log at its index");
+  }
+  const std::string details = text("details");
+  if (details != "none" && details != "sealed" && details != "erased") {
+    return problem("the record's details state is unknown");
+  }
+  const RecordInput input{index, *encoded, &*entry, details, proof};
+  if (RecordJsonLine(input) != json_line) return problem("the record's fields differ from its signed entry");
+  if (RecordCsvLine(input) != csv_line) {
+    return RecordProblem{"the CSV line differs from its signed entry",
+                         std::string(kRecordsCsvFile) + " line " + std::to_string(line_number + 2)};
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -206,8 +268,8 @@ Result<AuditBundleReport> VerifyAuditBundle(const std::filesystem::path& folder,
 
   // 4. Every record: a valid entry, in the signed tree, and its JSON and CSV lines exactly
   // what that entry says.
-  const std::vector<std::string> json_lines = Lines(contents[std::string(kRecordsJsonFile)]);
-  const std::vector<std::string> csv_lines = Lines(contents[std::string(kRecordsCsvFile)]);
+  const std::vector<std::string_view> json_lines = Lines(contents[std::string(kRecordsJsonFile)]);
+  const std::vector<std::string_view> csv_lines = Lines(contents[std::string(kRecordsCsvFile)]);
   if (csv_lines.empty() || csv_lines[0] != kCsvHeader) {
     return Failed(report, "the CSV header is not the bundle's", std::string(kRecordsCsvFile) + " line 1");
   }
@@ -215,40 +277,36 @@ Result<AuditBundleReport> VerifyAuditBundle(const std::filesystem::path& folder,
       manifest.value("records", std::uint64_t{0}) != json_lines.size()) {
     return Failed(report, "the files do not hold the same number of records", std::string(kRecordsCsvFile));
   }
-  for (std::size_t i = 0; i < json_lines.size(); ++i) {
-    const std::string where = std::string(kRecordsJsonFile) + " line " + std::to_string(i + 1);
-    nlohmann::json line = nlohmann::json::parse(json_lines[i], nullptr, false);
-    if (line.is_discarded() || !line.is_object()) return Failed(report, "not a JSON record", where);
-    auto encoded = ParseHex(line.value("entry", ""), line.value("entry", "").size() / 2);
-    if (!encoded) return Failed(report, "the record holds no entry", where);
-    auto entry = audit::DecodeEntry(*encoded);
-    if (!entry) return Failed(report, "the entry is not a valid encoding", where);
-    std::vector<audit::Hash> proof;
-    if (line.contains("proof") && line["proof"].is_array()) {
-      for (const auto& element : line["proof"]) {
-        auto hash = element.is_string() ? ParseHex(element.get<std::string>(), audit::kHashSize)
-                                        : Result<std::vector<std::uint8_t>>(Fail(ErrorCode::kCorrupt, "x"));
-        if (!hash || proof.size() >= audit::kMaxProofHashes) return Failed(report, "the inclusion proof is malformed", where);
-        audit::Hash h{};
-        std::copy(hash->begin(), hash->end(), h.begin());
-        proof.push_back(h);
+  // Records are independent: both cores check them, and the first bad one (lowest line)
+  // is the one reported.
+  const std::size_t count = json_lines.size();
+  std::vector<std::uint64_t> indices(count, 0);
+  std::vector<std::optional<RecordProblem>> problems(count);
+  const std::size_t workers =
+      std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, std::max<std::size_t>(count, 1));
+  std::vector<std::thread> threads;
+  std::atomic<std::size_t> first_bad{count};
+  for (std::size_t w = 0; w < workers; ++w) {
+    threads.emplace_back([&, w] {
+      for (std::size_t i = w; i < count && i < first_bad.load(std::memory_order_relaxed); i += workers) {
+        problems[i] = CheckRecord(i, json_lines[i], csv_lines[i + 1], *checkpoint, indices[i]);
+        if (problems[i]) {
+          std::size_t seen = first_bad.load();
+          while (i < seen && !first_bad.compare_exchange_weak(seen, i)) {
+          }
+        }
       }
-    }
-    const std::uint64_t index = line.value("index", std::uint64_t{0});
-    if (!audit::VerifyInclusion(index, checkpoint->size, audit::HashLeaf(*encoded), proof, checkpoint->root)) {
-      return Failed(report, "the entry is not in the signed log at its index", where);
-    }
-    const std::string details = line.value("details", "");
-    if (details != "none" && details != "sealed" && details != "erased") {
-      return Failed(report, "the record's details state is unknown", where);
-    }
-    RecordInput input{index, *encoded, &*entry, details, proof};
-    if (RecordJsonLine(input) != json_lines[i]) {
-      return Failed(report, "the record's fields differ from its signed entry", where);
-    }
-    if (RecordCsvLine(input) != csv_lines[i + 1]) {
-      return Failed(report, "the CSV line differs from its signed entry",
-                    std::string(kRecordsCsvFile) + " line " + std::to_string(i + 2));
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  if (first_bad.load() < count) {
+    const RecordProblem& problem = *problems[first_bad.load()];
+    return Failed(report, problem.problem, problem.where);
+  }
+  for (std::size_t i = 1; i < count; ++i) {
+    if (indices[i] <= indices[i - 1]) {
+      return Failed(report, "records are repeated or out of order",
+                    std::string(kRecordsJsonFile) + " line " + std::to_string(i + 1));
     }
   }
   report.records = json_lines.size();
