@@ -66,9 +66,12 @@ Status StoreCheckpoint(Client::Impl& impl, const std::string& log_key, const aud
 // Keeps what the relay showed as evidence and returns the warning to report.
 std::string KeepEvidence(Client::Impl& impl, const std::string& note, const std::string& log_key,
                          const char* reason) {
+  // Once per note: a relay that keeps showing the same bad checkpoint does not grow the
+  // profile at every sync (the warning still comes every time).
   (void)sql::Run(*impl.db,
-                 "INSERT INTO audit_evidence (note, log_key, reason, seen_ms) VALUES (?, ?, ?, ?)",
-                 note, log_key, std::string(reason), NowMs());
+                 "INSERT INTO audit_evidence (note, log_key, reason, seen_ms) SELECT ?, ?, ?, ? "
+                 "WHERE NOT EXISTS (SELECT 1 FROM audit_evidence WHERE note = ? AND reason = ?)",
+                 note, log_key, std::string(reason), NowMs(), note, std::string(reason));
   std::string warning = "AUDIT LOG ALARM: ";
   warning += reason;
   warning += " (the relay's checkpoint is kept as evidence in this profile)";
