@@ -778,6 +778,8 @@ int RunDeviceLink(Session& session) {
         out += "\nwaiting for the new device (Ctrl-C stops)...\n";
         Print(out);
         std::fflush(stdout);
+        // The line held the one-time code: not left in freed memory.
+        crypto::Wipe({reinterpret_cast<std::uint8_t*>(out.data()), out.size()});
       },
       KeepGoing);
   if (!linked) return Failed(kWhat, linked.error());
