@@ -6,10 +6,17 @@
 
 #include "coffre/crypto/kdf.h"
 #include "coffre/crypto/sealed_box.h"
+#include "codec.h"
 #include "text.h"
 
 namespace coffre::audit {
 namespace {
+
+using internal::OptionalSize;
+using internal::ReadOptional;
+using internal::Reader;
+using internal::WriteOptional;
+using internal::Writer;
 
 constexpr std::string_view kActorLabel = "coffre/audit-actor/v1";
 constexpr std::string_view kDetailsLabel = "coffre/audit-details/v1";
@@ -68,108 +75,6 @@ bool IsFreeText(std::string_view text) {
          !internal::HasControlCharacter(text, false);
 }
 
-// Big-endian writer into a buffer sized in advance.
-class Writer {
- public:
-  explicit Writer(std::span<std::uint8_t> out) : out_(out) {}
-
-  void U8(std::uint8_t value) { out_[at_++] = value; }
-  void U16(std::uint16_t value) { Integer(value, 2); }
-  void U32(std::uint32_t value) { Integer(value, 4); }
-  void U64(std::uint64_t value) { Integer(value, 8); }
-  void Raw(std::span<const std::uint8_t> bytes) {
-    if (!bytes.empty()) std::memcpy(out_.data() + at_, bytes.data(), bytes.size());
-    at_ += bytes.size();
-  }
-  void Raw(std::string_view text) {
-    Raw(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
-  }
-  std::size_t size() const { return at_; }
-
- private:
-  void Integer(std::uint64_t value, std::size_t width) {
-    for (std::size_t i = 0; i < width; ++i) {
-      out_[at_++] = static_cast<std::uint8_t>(value >> (8 * (width - 1 - i)));
-    }
-  }
-
-  std::span<std::uint8_t> out_;
-  std::size_t at_ = 0;
-};
-
-// Big-endian reader that fails (returns false) on a short input instead of reading past it.
-class Reader {
- public:
-  explicit Reader(std::span<const std::uint8_t> in) : in_(in) {}
-
-  bool U8(std::uint8_t& value) {
-    if (in_.empty()) return false;
-    value = in_[0];
-    in_ = in_.subspan(1);
-    return true;
-  }
-  bool U16(std::uint16_t& value) { return Integer(value); }
-  bool U32(std::uint32_t& value) { return Integer(value); }
-  bool U64(std::uint64_t& value) { return Integer(value); }
-  bool Bytes(std::size_t size, std::span<const std::uint8_t>& out) {
-    if (in_.size() < size) return false;
-    out = in_.first(size);
-    in_ = in_.subspan(size);
-    return true;
-  }
-  bool Text(std::size_t size, std::string& out) {
-    std::span<const std::uint8_t> bytes;
-    if (!Bytes(size, bytes)) return false;
-    out.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    return true;
-  }
-  bool done() const { return in_.empty(); }
-
- private:
-  template <typename T>
-  bool Integer(T& value) {
-    if (in_.size() < sizeof(T)) return false;
-    std::uint64_t read = 0;
-    for (std::size_t i = 0; i < sizeof(T); ++i) read = read << 8 | in_[i];
-    value = static_cast<T>(read);
-    in_ = in_.subspan(sizeof(T));
-    return true;
-  }
-
-  std::span<const std::uint8_t> in_;
-};
-
-// An optional fixed-size field: u8 length (0 or N) || bytes.
-template <std::size_t N>
-void WriteOptional(Writer& out, const std::optional<std::array<std::uint8_t, N>>& field) {
-  if (!field) {
-    out.U8(0);
-    return;
-  }
-  out.U8(static_cast<std::uint8_t>(N));
-  out.Raw(*field);
-}
-
-template <std::size_t N>
-bool ReadOptional(Reader& in, std::optional<std::array<std::uint8_t, N>>& field) {
-  std::uint8_t length;
-  if (!in.U8(length)) return false;
-  if (length == 0) {
-    field.reset();
-    return true;
-  }
-  std::span<const std::uint8_t> bytes;
-  if (length != N || !in.Bytes(N, bytes)) return false;
-  field.emplace();
-  std::memcpy(field->data(), bytes.data(), N);
-  return true;
-}
-
-template <std::size_t N>
-std::size_t OptionalSize(const std::optional<std::array<std::uint8_t, N>>& field) {
-  return 1 + (field ? N : 0);
-}
-
 Status ValidateEntry(const Entry& entry) {
   constexpr ErrorCode kBad = ErrorCode::kInvalidArgument;
   if (!IsKnownType(static_cast<std::uint16_t>(entry.type))) {
@@ -182,6 +87,18 @@ Status ValidateEntry(const Entry& entry) {
   if (entry.device_id > kMaxDeviceId) return Fail(kBad, "audit entry: device id out of range");
   COFFRE_RETURN_IF_ERROR(ValidateNodeName(entry.node));
   COFFRE_RETURN_IF_ERROR(ValidateJurisdiction(entry.jurisdiction));
+  // Only a device can say it opened or exported a document, so those entries carry its
+  // signed statement, and the statement and the entry say the same thing.
+  if (IsClientEventType(entry.type) != entry.client_event.has_value()) {
+    return Fail(kBad, "audit entry: client events, and only they, carry a signed statement");
+  }
+  if (const auto& event = entry.client_event) {
+    if (event->type != entry.type || event->device_id != entry.device_id ||
+        entry.team_id != event->team_id || entry.item_id != event->item_id ||
+        entry.object_version != event->version) {
+      return Fail(kBad, "audit entry: differs from the client event it carries");
+    }
+  }
   return Ok();
 }
 
@@ -245,10 +162,11 @@ Result<std::vector<std::uint8_t>> EncodeEntry(const Entry& entry) {
   COFFRE_RETURN_IF_ERROR(ValidateEntry(entry));
   const std::size_t size = 1 + 2 + 1 + 8 + OptionalSize(entry.actor) + 4 +
                            OptionalSize(entry.team_id) + OptionalSize(entry.item_id) + 8 + 1 +
-                           entry.node.size() + 2 + OptionalSize(entry.details_hash);
+                           entry.node.size() + 2 + OptionalSize(entry.details_hash) +
+                           (entry.client_event ? kClientEventSize : 0);
   std::vector<std::uint8_t> bytes(size);
   Writer out(bytes);
-  out.U8(kEntryFormatVersion);
+  out.U8(entry.client_event ? kClientEntryFormatVersion : kEntryFormatVersion);
   out.U16(static_cast<std::uint16_t>(entry.type));
   out.U8(static_cast<std::uint8_t>(entry.result));
   out.U64(entry.relay_time_ms);
@@ -261,6 +179,7 @@ Result<std::vector<std::uint8_t>> EncodeEntry(const Entry& entry) {
   out.Raw(entry.node);
   out.Raw(entry.jurisdiction);
   WriteOptional(out, entry.details_hash);
+  if (entry.client_event) out.Raw(EncodeClientEvent(*entry.client_event));
   if (out.size() != bytes.size()) std::abort();  // the size computed above is wrong: our bug
   return bytes;
 }
@@ -271,7 +190,7 @@ Result<Entry> DecodeEntry(std::span<const std::uint8_t> bytes) {
   Reader in(bytes);
   std::uint8_t version;
   if (!in.U8(version)) return Fail(kBad, "audit entry: empty");
-  if (version != kEntryFormatVersion) {
+  if (version != kEntryFormatVersion && version != kClientEntryFormatVersion) {
     return Fail(ErrorCode::kUnsupported, "audit entry: unknown format version");
   }
   Entry entry;
@@ -284,6 +203,11 @@ Result<Entry> DecodeEntry(std::span<const std::uint8_t> bytes) {
       !in.U64(entry.object_version) || !in.U8(node_size) || !in.Text(node_size, entry.node) ||
       !in.Text(2, entry.jurisdiction) || !ReadOptional(in, entry.details_hash)) {
     return Fail(kBad, "audit entry: truncated or with a length outside its allowed values");
+  }
+  if (version == kClientEntryFormatVersion) {
+    std::span<const std::uint8_t> event;
+    if (!in.Bytes(kClientEventSize, event)) return Fail(kBad, "audit entry: truncated client event");
+    COFFRE_ASSIGN_OR_RETURN(entry.client_event, DecodeClientEvent(event));
   }
   if (!in.done()) return Fail(kBad, "audit entry: trailing bytes");
   if (!IsKnownType(type)) return Fail(kBad, "audit entry: unknown event type");

@@ -302,6 +302,13 @@ std::string FormatAuditEntries(const std::vector<client::AuditEntryView>& entrie
       out += " v";
       out += std::to_string(entry.version);
     }
+    if (entry.device_sequence != 0) {
+      out += "  signed by the device (event ";
+      out += std::to_string(entry.device_sequence);
+      out += ", device clock ";
+      out += FormatUtcTime(entry.device_time_ms);
+      out += ')';
+    }
     out += "  ";
     out += SanitizeForTerminal(entry.node);
     out += '/';
@@ -502,7 +509,9 @@ nlohmann::json ToJson(const client::AuditEntryView& entry) {
           {"version", entry.version},     {"node", entry.node},
           {"jurisdiction", entry.jurisdiction}, {"details", entry.details},
           {"actor_user", entry.actor_user}, {"subject_user", entry.subject_user},
-          {"address", entry.address},     {"reason", entry.reason}};
+          {"address", entry.address},     {"reason", entry.reason},
+          {"device_sequence", entry.device_sequence},
+          {"device_time_ms", entry.device_time_ms}};
 }
 
 nlohmann::json ToJson(const client::AuditVerifyReport& report) {

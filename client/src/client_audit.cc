@@ -4,6 +4,7 @@
 // auditors read and verify the entries (VerifyAuditLog, AuditEntries).
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -14,6 +15,7 @@
 #include "coffre/client/audit_bundle.h"
 #include "coffre/crypto/kdf.h"
 #include "coffre/audit/checkpoint.h"
+#include "coffre/audit/client_event.h"
 #include "coffre/audit/entry.h"
 #include "coffre/audit/merkle.h"
 #include "coffre/audit/signed_note.h"
@@ -216,11 +218,37 @@ Status Client::SetTeamAuditorKey(std::string_view team_name, std::string_view pu
   return impl_->AppendStatement(team, chain, std::move(body));
 }
 
+namespace {
+
+// What is wrong with a device's signed event at this point of the log, or "" when nothing.
+std::string CheckClientEvent(audit::ClientEventChains& chains, const audit::ClientEvent& event) {
+  if (!audit::VerifyClientEventSignature(event)) return "a device's signed audit event does not verify";
+  std::uint64_t from = 0;
+  std::uint64_t to = 0;
+  switch (chains.Add(event, &from, &to)) {
+    case audit::ClientEventChains::Link::kGap: {
+      std::string problem = "events ";
+      problem += std::to_string(from);
+      problem += "..";
+      problem += std::to_string(to);
+      problem += " of a device are missing from the log before this one";
+      return problem;
+    }
+    case audit::ClientEventChains::Link::kFork:
+      return "a device's signed audit events fork: two under one number, or a broken link";
+    default:
+      return "";
+  }
+}
+
+}  // namespace
+
 Result<AuditVerifyReport> Client::VerifyAuditLog() {
   Impl& impl = *impl_;
   AuditVerifyReport report;
   COFFRE_ASSIGN_OR_RETURN(const auto before, LoadStoredLog(impl));
   report.previous_size = before ? before->checkpoint.size : 0;
+  (void)impl.SendClientEvents(nullptr);  // so that the checkpoint covers this device's own
   std::string alarm;
   auto checkpoint = impl.WitnessAuditLog(nullptr, /*fresh=*/true, &alarm);
   if (!checkpoint) {
@@ -234,7 +262,9 @@ Result<AuditVerifyReport> Client::VerifyAuditLog() {
   // Every entry up to the checkpoint: well formed, in order, and hashing to its root.
   std::vector<audit::Hash> leaves;
   leaves.reserve(static_cast<std::size_t>(checkpoint->size));
-  std::vector<std::string> encodings;
+  // Devices' signed events: each signature, and each device's numbering and links.
+  audit::ClientEventChains chains;
+  std::map<std::uint64_t, audit::ClientEvent> client_events;  // by log index
   while (leaves.size() < checkpoint->size) {
     wire::Request request;
     request.mutable_get_audit_entries()->set_from_index(leaves.size());
@@ -264,6 +294,14 @@ Result<AuditVerifyReport> Client::VerifyAuditLog() {
         report.first_bad_index = leaves.size();
         report.problem = "an entry's sealed details do not match the hash it commits to";
         return report;
+      }
+      if (const auto& event = decoded->client_event) {
+        if (std::string problem = CheckClientEvent(chains, *event); !problem.empty()) {
+          report.first_bad_index = leaves.size();
+          report.problem = std::move(problem);
+          return report;
+        }
+        client_events.emplace(leaves.size(), *event);
       }
       leaves.push_back(audit::HashLeaf(bytes));
     }
@@ -302,6 +340,23 @@ Result<AuditVerifyReport> Client::VerifyAuditLog() {
     }
     report.problem = "the entries the relay returns do not hash to its signed checkpoint";
     return report;
+  }
+  // Every event this device reported is where the relay said it recorded it.
+  COFFRE_ASSIGN_OR_RETURN(auto own, sql::Prepared(*impl.db, "SELECT event, log_index FROM client_events "
+                                                            "WHERE log_index IS NOT NULL ORDER BY sequence"));
+  for (;;) {
+    COFFRE_ASSIGN_OR_RETURN(const bool row, own.Step());
+    if (!row) break;
+    const auto sent = own.ColumnBlob(0);
+    const std::uint64_t index = sql::AsU64(own.ColumnInt64(1));
+    const auto found = client_events.find(index);
+    const auto recorded = found != client_events.end() ? audit::EncodeClientEvent(found->second)
+                                                       : std::array<std::uint8_t, audit::kClientEventSize>{};
+    if (found == client_events.end() || !std::equal(sent.begin(), sent.end(), recorded.begin(), recorded.end())) {
+      report.first_bad_index = index;
+      report.problem = "an audit event this device reported is not in the log where the relay recorded it";
+      return report;
+    }
   }
   // Remember what was verified, for the next run.
   const Status remembered = impl.signal_stores->RunInTransaction([&]() -> Status {
@@ -418,6 +473,10 @@ Result<std::vector<AuditEntryView>> Client::AuditEntries(const AuditFilter& filt
     view.version = entry.object_version;
     view.node = entry.node;
     view.jurisdiction = entry.jurisdiction;
+    if (entry.client_event) {
+      view.device_sequence = entry.client_event->sequence;
+      view.device_time_ms = entry.client_event->client_time_ms;
+    }
     view.details = one.details;
     if (one.opened) {
       view.details = "opened";

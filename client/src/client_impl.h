@@ -26,6 +26,7 @@
 #include "coffre/storage/signal_store.h"
 #include "coffre/client/content.h"
 #include "coffre/audit/checkpoint.h"
+#include "coffre/audit/entry.h"
 #include "coffre/client/device_link.h"
 #include "coffre/wire/v1/wire.pb.h"
 
@@ -192,6 +193,16 @@ struct Client::Impl {
   // A fork is an alarm in `report` and evidence in the profile; anything this device
   // cannot check yet (no pinned log, relay unreachable) is left alone.
   void CompareGossip(const std::string& note, const std::string& sender, SyncReport* report);
+
+  // --- client audit events (client_events.cc) ---
+  // Signs the next event of this device (number and link to the one before) and stores it
+  // for sending; durable when this returns. Nothing is sent here.
+  Status RecordClientEvent(audit::EventType type, const protocol::TeamId& team_id,
+                           std::span<const std::uint8_t> item_id, std::uint64_t version);
+  // Sends the stored events the relay has not recorded yet, oldest first, and keeps the
+  // log index each got. Stops at the first that cannot go now (kept for the next sync); a
+  // refusal for good is a warning in `report` and is not sent again.
+  Status SendClientEvents(SyncReport* report);
 
   // --- sync (client_sync.cc) ---
   // Appends a request to the outbox (its replay must be harmless).

@@ -165,6 +165,17 @@ constexpr storage::Migration kProfileMigrations[] = {
      "  id INTEGER PRIMARY KEY CHECK (id = 1),"
      "  secret BLOB NOT NULL,"
      "  created_ms INTEGER NOT NULL);"},
+    // This device's own signed audit events (client_events.cc, decision 0017), numbered
+    // from 1 and each linked to the one before. A row stays after the relay recorded it,
+    // with the log index it gave, so `audit verify` checks the event is still there;
+    // `refused` holds the relay's reason when it turned one down for good.
+    {5,
+     "CREATE TABLE client_events ("
+     "  sequence INTEGER PRIMARY KEY,"
+     "  event BLOB NOT NULL,"
+     "  created_ms INTEGER NOT NULL,"
+     "  log_index INTEGER,"
+     "  refused TEXT);"},
 };
 
 Status RelayFailure(const wire::Error& error) {

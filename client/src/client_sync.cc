@@ -504,6 +504,9 @@ Status Client::Impl::ApplyItem(const TeamRecord& team, const protocol::TeamChain
 Result<SyncReport> Client::Sync() {
   SyncReport report;
   COFFRE_RETURN_IF_ERROR(impl_->SendOutbox(&report));
+  // This device's signed audit events go before the checkpoint is witnessed, so that the
+  // checkpoint covers them. A relay that cannot take them now leaves them for the next sync.
+  (void)impl_->SendClientEvents(&report);
   // Every device witnesses the relay's audit log, before reading posts whose gossip it
   // compares with: a checkpoint that does not extend the one stored is an alarm in the
   // report (and evidence in the profile), never a failed sync. (A relay without a log, or a

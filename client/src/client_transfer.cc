@@ -1002,11 +1002,17 @@ Result<DocumentView> GetDocumentImpl(Client::Impl& impl, std::string_view team_n
   if (::fsync(out.get()) != 0 || !out.Close()) {
     return Fail(ErrorCode::kIo, "cannot write the document to disk (disk full?)");
   }
+  // The device's signed statement that it wrote the plaintext to a file is stored before
+  // the file takes its place (as the relay records a fetch before serving it); no
+  // statement, no file.
+  COFFRE_RETURN_IF_ERROR(impl.RecordClientEvent(audit::EventType::kDocumentExported, team.team_id,
+                                                document_id, body.version()));
   if (::rename(temporary.c_str(), output.c_str()) != 0) {
     return Fail(ErrorCode::kIo, "cannot put the document in place of the output file");
   }
   temporary_guard.Keep();
   (void)SyncFolder(folder);  // the document is complete in place; this only hastens durability
+  (void)impl.SendClientEvents(nullptr);  // unreachable now: it goes at the next sync
 
   DocumentView view;
   view.document_id = Hex(document_id);

@@ -574,6 +574,9 @@ Status ValidateRequest(const v1::Request& request) {
     }
     case v1::Request::kGetAuditProof:
       return ValidateAuditProofRequest(request.get_audit_proof());
+    case v1::Request::kRecordClientEvent:
+      return ValidateExactSize(request.record_client_event().event(), kAuditClientEventSize,
+                               Failure::kInvalidAuditRecord);
     case v1::Request::METHOD_NOT_SET:
       break;
   }
@@ -654,6 +657,8 @@ Status ValidateResponse(const v1::Response& response) {
       }
       return Ok();
     }
+    case v1::Response::kClientEventRecorded:
+      return Ok();
     case v1::Response::kOk:
       return Ok();
     case v1::Response::RESULT_NOT_SET:

@@ -99,6 +99,7 @@ Result<std::uint64_t> AuditRecorder::Record(const AuditEvent& event) {
   entry.team_id = ObjectIdOf(event.team_id);
   entry.item_id = ObjectIdOf(event.item_id);
   entry.object_version = event.version;
+  if (event.client_event != nullptr) entry.client_event = *event.client_event;
   entry.node = config_.node;
   entry.jurisdiction = config_.jurisdiction;
 

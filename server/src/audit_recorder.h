@@ -37,6 +37,8 @@ struct AuditEvent {
   std::span<const std::uint8_t> team_id;  // 16 bytes or empty
   std::span<const std::uint8_t> item_id;  // 16 bytes or empty
   std::uint64_t version = 0;
+  // A device's signed statement (client event types only): recorded whole in the entry.
+  const audit::ClientEvent* client_event = nullptr;
   audit::Details details;
   // The team's auditor key from its chain, when the event concerns a team that has one;
   // otherwise the organisation's (configuration) is used, if any.

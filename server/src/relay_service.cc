@@ -659,6 +659,8 @@ void RelayService::Dispatch(Call& call, const wire::Request& request) {
       return HandleGetAuditEntries(call, request.get_audit_entries());
     case wire::Request::kGetAuditProof:
       return HandleGetAuditProof(call, request.get_audit_proof());
+    case wire::Request::kRecordClientEvent:
+      return HandleRecordClientEvent(call, request.record_client_event());
     case wire::Request::METHOD_NOT_SET:
       break;
   }
@@ -1666,14 +1668,19 @@ std::string HostOf(std::string_view peer_address) {
 
 bool RelayService::Record(AuditEvent event, std::string_view peer_address) {
   if (!options_.audit) return true;
+  return RecordAt(std::move(event), peer_address).has_value();
+}
+
+std::optional<std::uint64_t> RelayService::RecordAt(AuditEvent event, std::string_view peer_address) {
+  if (!options_.audit) return std::nullopt;
   if (event.details.ip_address.empty()) event.details.ip_address = HostOf(peer_address);
   if (event.details.ip_address.size() > audit::kMaxDetailsAddressSize) event.details.ip_address.clear();
   auto recorded = options_.audit->Record(event);
   if (!recorded) {
     Log(LogLevel::kError, "audit_record_failed", {{"context", recorded.error().context()}});
-    return false;
+    return std::nullopt;
   }
-  return true;
+  return *recorded;
 }
 
 bool RelayService::RecordOrRefuse(Call& call, AuditEvent event) {
@@ -1721,6 +1728,48 @@ void RelayService::HandleGetAuditProof(Call& call, const wire::GetAuditProof& re
   }
   wire::AuditProof* reply = call.response.mutable_audit_proof();
   for (const audit::Hash& hash : *proof) reply->add_hashes(std::string(AsText(hash)));
+}
+
+void RelayService::HandleRecordClientEvent(Call& call, const wire::RecordClientEvent& request) {
+  static_assert(protocol::kAuditClientEventSize == audit::kClientEventSize);
+  if (!options_.audit) return SetError(call, wire::ERROR_CODE_NOT_FOUND, "this relay keeps no audit log");
+  const Principal& principal = *call.principal;
+  auto event = audit::DecodeClientEvent(AsBytes(request.event()));
+  if (!event) return SetError(call, wire::ERROR_CODE_MALFORMED, "client event is not a valid encoding");
+  // The statement must be this device's own: its id, its registered key, its signature.
+  // Whether the user may still read the team does not matter: a removed member's device
+  // reporting that it opened its own copy is exactly what an auditor wants to see.
+  if (event->device_id != principal.device_id) {
+    return SetError(call, wire::ERROR_CODE_FORBIDDEN, "client event names another device");
+  }
+  auto device = store_->GetDevice(principal.user_id, principal.device_id);
+  if (!device) return SetStoreError(call, device.error());
+  if (!device->has_value() || (*device)->revoked ||
+      !std::equal((*device)->signing_key.begin(), (*device)->signing_key.end(),
+                  event->device_key.begin(), event->device_key.end())) {
+    return SetError(call, wire::ERROR_CODE_FORBIDDEN, "client event is not under this device's key");
+  }
+  if (!audit::VerifyClientEventSignature(*event)) {
+    return SetError(call, wire::ERROR_CODE_AUTHENTICATION_FAILED, "client event signature does not verify");
+  }
+  AuditEvent record;
+  record.type = event->type;
+  record.user_id = principal.user_id;
+  record.device_id = principal.device_id;
+  record.team_id = event->team_id;
+  record.item_id = event->item_id;
+  record.version = event->version;
+  record.client_event = &*event;
+  const Bytes team_id(event->team_id.begin(), event->team_id.end());
+  std::optional<crypto::X25519PublicKey> auditor;
+  record.team_auditor = TeamAuditorKey(team_id, auditor);
+  const auto index = RecordAt(std::move(record), call.state.connection->peer_address());
+  if (!index) {
+    SetError(call, wire::ERROR_CODE_UNAVAILABLE, "the audit log cannot record this; retry later");
+    call.response.mutable_error()->set_retry_after_ms(1000);
+    return;
+  }
+  call.response.mutable_client_event_recorded()->set_index(*index);
 }
 
 void RelayService::HandleGetAuditEntries(Call& call, const wire::GetAuditEntries& request) {

@@ -137,11 +137,14 @@ class RelayService final : public Service {
   void HandleGetAuditCheckpoint(Call& call, const wire::GetAuditCheckpoint& request);
   void HandleGetAuditEntries(Call& call, const wire::GetAuditEntries& request);
   void HandleGetAuditProof(Call& call, const wire::GetAuditProof& request);
+  void HandleRecordClientEvent(Call& call, const wire::RecordClientEvent& request);
 
   // --- audit recording (relay_service.cc) ---
   // Records `event` durably (nothing when the relay keeps no log). False when the log
   // could not write it: the caller must then not serve what it was about to.
   bool Record(AuditEvent event, std::string_view peer_address);
+  // Record, with the entry's index (nullopt when it could not be recorded).
+  std::optional<std::uint64_t> RecordAt(AuditEvent event, std::string_view peer_address);
   // Record, and on failure an UNAVAILABLE error on `call`.
   bool RecordOrRefuse(Call& call, AuditEvent event);
   // The X25519 auditor key of a team's chain, if it has one (into `storage`).

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "coffre/crypto/random.h"
+#include "coffre/crypto/signature.h"
 #include "coffre/crypto/x25519.h"
 
 namespace coffre::audit {
@@ -107,8 +108,18 @@ TEST(EntryEncodingTest, FollowsTheDocumentedLayout) {
 }
 
 TEST(EntryEncodingTest, TheLongestEntryIsKMaxEntrySize) {
+  // Every optional field, the longest node name, and a client event.
   Entry entry = FullEntry();
   entry.node = std::string(kMaxNodeNameSize, 'n');
+  entry.type = EventType::kDocumentExported;
+  ClientEvent event;
+  event.type = entry.type;
+  event.device_id = entry.device_id;
+  event.team_id = *entry.team_id;
+  event.item_id = *entry.item_id;
+  event.version = entry.object_version;
+  event.sequence = 1;
+  entry.client_event = *SignClientEvent(event, crypto::SigningKey::Generate());
   EXPECT_EQ(EncodeEntry(entry)->size(), kMaxEntrySize);
 }
 
@@ -131,6 +142,24 @@ Entry RandomEntry(std::mt19937_64& random) {
   entry.jurisdiction = {static_cast<char>('A' + random() % 26),
                         static_cast<char>('A' + random() % 26)};
   if (random() % 2) fill(entry.details_hash.emplace());
+  if (IsClientEventType(entry.type)) {
+    // Only a device reports these, with its signed statement of the same facts.
+    static const crypto::SigningKey device_key = crypto::SigningKey::Generate();
+    entry.device_id = 1 + static_cast<std::uint32_t>(random() % kMaxDeviceId);
+    fill(entry.team_id.emplace());
+    fill(entry.item_id.emplace());
+    entry.object_version = 1 + random() % 1000;
+    ClientEvent event;
+    event.type = entry.type;
+    event.client_time_ms = random() >> 1;
+    event.device_id = entry.device_id;
+    event.team_id = *entry.team_id;
+    event.item_id = *entry.item_id;
+    event.version = entry.object_version;
+    event.sequence = 2 + random() % 1000;
+    fill(event.previous);
+    entry.client_event = *SignClientEvent(event, device_key);
+  }
   return entry;
 }
 
@@ -190,9 +219,11 @@ TEST(EntryDecodingTest, EachMalformedFieldIsRefused) {
     for (const int byte : bytes) changed[i++] = static_cast<std::uint8_t>(byte);
     return changed;
   };
-  for (const int version : {0x00, 0x02, 0xFF}) {
+  for (const int version : {0x00, 0x03, 0xFF}) {
     ExpectCode(DecodeEntry(with(0, {version})), ErrorCode::kUnsupported);
   }
+  // Format 2 is format 1 followed by a client event: here there is none.
+  ExpectCode(DecodeEntry(with(0, {0x02})), ErrorCode::kInvalidArgument);
   for (const int type : {0, 18, 0x100, 0xFFFF}) {
     ExpectCode(DecodeEntry(with(kType, {type >> 8, type & 0xFF})), ErrorCode::kInvalidArgument);
   }

@@ -18,13 +18,6 @@ class AuditClientTest : public testing::AuditedTeamTest {
     ASSERT_OK(alice_->CreateChannel("sdis-operations", "plans"));
     ASSERT_OK(alice_->Post("sdis-operations", "plans", "Point de regroupement", std::nullopt));
   }
-
-  // Stops the relay, runs `sql` on its audit database, starts it again.
-  void EditAuditLog(const char* sql) {
-    relay_->Stop();
-    ASSERT_TRUE(relay_->EditAuditStore([&](storage::Database& db) { ASSERT_TRUE(db.Execute(sql)); }));
-    ASSERT_TRUE(relay_->Start());
-  }
 };
 
 TEST_F(AuditClientTest, AuditorVerifiesTheWholeLogAndSeesTheFetches) {

@@ -13,6 +13,7 @@
 
 #include "coffre/client/client.h"
 #include "coffre/client/relay_address.h"
+#include "coffre/storage/database.h"
 #include "server/relay_harness.h"
 #include "server/temp_dir.h"
 
@@ -96,6 +97,14 @@ class AuditedTeamTest : public ClientTest {
     ASSERT_TRUE(alice_ && dave_);
     ASSERT_TRUE(alice_->CreateTeam("sdis-operations"));
     ASSERT_TRUE(alice_->AddMember("sdis-operations", "dave", Role::kAuditor));
+  }
+
+  // A relay that rewrites its log: stops it, runs `sql` on its audit database, starts it
+  // again.
+  void EditAuditLog(const std::string& sql) {
+    relay_->Stop();
+    ASSERT_TRUE(relay_->EditAuditStore([&](storage::Database& db) { ASSERT_TRUE(db.Execute(sql.c_str())); }));
+    ASSERT_TRUE(relay_->Start());
   }
 
   std::unique_ptr<Client> alice_, dave_;

@@ -1,6 +1,7 @@
 // Fuzz target: audit::DecodeEntry (entries that a relay serves to auditors and puts in
 // export bundles) and audit::DecodeDetails (what an auditor finds in a sealed box), both on
-// the whole input.
+// the whole input, and audit::DecodeClientEvent (a device's signed statement, which the relay
+// decodes from any authenticated device).
 //
 // Invariants (a broken one aborts: it is a finding):
 //   - a refusal is kInvalidArgument, or kUnsupported for another format version;
@@ -53,6 +54,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto bytes = encoded->span();
     Require(bytes.size() == size && std::equal(bytes.begin(), bytes.end(), input.begin()),
             "decoded details encode back to the same bytes");
+  }
+
+  const auto event = DecodeClientEvent(input);
+  if (!event) {
+    Require(IsDecodeRefusal(event.error().code()), "DecodeClientEvent refuses with a decoding code");
+  } else {
+    const auto encoded = EncodeClientEvent(*event);
+    Require(size == encoded.size() && std::equal(encoded.begin(), encoded.end(), input.begin()),
+            "a decoded client event encodes back to the same bytes");
+    (void)VerifyClientEventSignature(*event);  // must not crash on any key or signature
   }
   return 0;
 }

@@ -8,6 +8,10 @@
 //     u8 n || team id (0 or 16) | u8 n || item id (0 or 16) | u64 object version
 //     u8 n || node (1..64 of [a-z0-9._-]) | 2 jurisdiction ([A-Z]{2})
 //     u8 n || details hash (0: no details, or 32)
+//     format 2 only: the client event, kClientEventSize bytes (client_event.h)
+//
+// Format 1 is an event the relay saw; format 2 is an event a device reported and signed
+// (document opened, document exported), whose signed statement the entry carries whole.
 //
 // Who did what is recorded as pseudonyms and ids; the names, address, user agent and
 // reason (Details) are sealed to the auditor's X25519 key, and the entry commits only to
@@ -25,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "coffre/audit/client_event.h"
 #include "coffre/audit/merkle.h"
 #include "coffre/base/result.h"
 #include "coffre/crypto/secret_bytes.h"
@@ -33,6 +38,7 @@
 namespace coffre::audit {
 
 inline constexpr std::uint8_t kEntryFormatVersion = 1;
+inline constexpr std::uint8_t kClientEntryFormatVersion = 2;  // an entry with a client event
 inline constexpr std::uint8_t kDetailsFormatVersion = 1;
 
 // What happened. The result field says how it ended, so a refused fetch is kBlobFetched
@@ -53,8 +59,8 @@ enum class EventType : std::uint16_t {
   kItemFetched = 13,          // a manifest served (recorded before it leaves)
   kBlobFetched = 14,          // blob bytes served (recorded before they leave)
   kAuditExported = 15,        // an auditor exported a bundle
-  kDocumentOpened = 16,       // reported by a client: a document opened from its cache
-  kDocumentExported = 17,     // reported by a client: a document written to a file
+  kDocumentOpened = 16,       // signed by a client: a document opened from its own copy
+  kDocumentExported = 17,     // signed by a client: a document written to a file
 };
 inline constexpr std::uint16_t kMaxEventType = 17;
 
@@ -79,7 +85,8 @@ inline constexpr std::uint32_t kMaxDeviceId = 0x7FFFFFFF;
 // The longest entry encoding (every optional field present, the longest node name).
 inline constexpr std::size_t kMaxEntrySize = 1 + 2 + 1 + 8 + 1 + kPseudonymSize + 4 + 1 +
                                              kObjectIdSize + 1 + kObjectIdSize + 8 + 1 +
-                                             kMaxNodeNameSize + 2 + 1 + kHashSize;
+                                             kMaxNodeNameSize + 2 + 1 + kHashSize +
+                                             kClientEventSize;
 
 using Pseudonym = std::array<std::uint8_t, kPseudonymSize>;
 using ObjectId = std::array<std::uint8_t, kObjectIdSize>;
@@ -96,6 +103,9 @@ struct Entry {
   std::string node;                  // the relay node that recorded it
   std::string jurisdiction;          // where that node runs, e.g. "FR"
   std::optional<Hash> details_hash;  // DetailsHash of the sealed details; none: no details
+  // The device's signed statement, for the client event types and only for them; its
+  // type, device, team, item and version are the entry's own.
+  std::optional<ClientEvent> client_event;
 
   bool operator==(const Entry&) const = default;
 };
@@ -105,9 +115,10 @@ Status ValidateNodeName(std::string_view node);
 // Ok() when `jurisdiction` is two ASCII capital letters; kInvalidArgument otherwise.
 Status ValidateJurisdiction(std::string_view jurisdiction);
 
-// The canonical encoding. Fails with kInvalidArgument on an unknown type or result, a
-// relay time above 2^63 - 1, a device id above kMaxDeviceId, or an invalid node or
-// jurisdiction.
+// The canonical encoding (format 2 exactly when there is a client event). Fails with
+// kInvalidArgument on an unknown type or result, a relay time above 2^63 - 1, a device id
+// above kMaxDeviceId, an invalid node or jurisdiction, or a client event that is missing,
+// not for a client event type, or that disagrees with the entry's fields.
 Result<std::vector<std::uint8_t>> EncodeEntry(const Entry& entry);
 // The entry `bytes` encode. Strict: fails with kUnsupported for another format version and
 // with kInvalidArgument for anything EncodeEntry would not write (unknown type or result,

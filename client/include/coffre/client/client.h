@@ -168,6 +168,10 @@ struct AuditEntryView {
   std::string node;
   std::string jurisdiction;
   std::string details;  // "sealed", "erased", "none", or "opened" with the auditor key
+  // For an event the device signed (document opened or exported): its number in the
+  // device's chain and the device's clock; 0 for events the relay saw.
+  std::uint64_t device_sequence = 0;
+  std::uint64_t device_time_ms = 0;
   // From the details, when this profile holds the auditor key they were sealed to.
   std::string actor_user;
   std::string subject_user;
@@ -233,11 +237,17 @@ class Client {
                                    std::optional<std::string_view> replace,
                                    const ProgressFn& progress);
   // Writes the document's current (or given) version to `output` atomically: a temporary
-  // file in the same folder, renamed only once everything is verified.
+  // file in the same folder, renamed only once everything is verified and a signed
+  // "document exported" audit event is stored (sent at once, or at the next sync).
   Result<DocumentView> GetDocument(std::string_view team, std::string_view document_id,
                                    const std::filesystem::path& output,
                                    std::optional<std::uint64_t> version,
                                    const ProgressFn& progress);
+  // For an application that shows a document from its own copy: records, as an event this
+  // device signs, that it opened that version (decision 0017). Durable in the profile when
+  // this returns; sent to the relay's audit log now or at the next sync.
+  Status RecordDocumentOpened(std::string_view team, std::string_view document_id,
+                              std::uint64_t version);
   Result<std::vector<DocumentView>> ListDocuments(std::string_view team);
   Result<std::vector<DocumentView>> DocumentVersions(std::string_view team,
                                                      std::string_view document_id);
