@@ -45,14 +45,6 @@ void WriteSigned(internal::Writer& out, const ClientEvent& event) {
   out.Raw(event.previous);
 }
 
-template <std::size_t N>
-bool ReadArray(internal::Reader& in, std::array<std::uint8_t, N>& out) {
-  std::span<const std::uint8_t> bytes;
-  if (!in.Bytes(N, bytes)) return false;
-  std::copy(bytes.begin(), bytes.end(), out.begin());
-  return true;
-}
-
 }  // namespace
 
 bool IsClientEventType(EventType type) {
@@ -101,13 +93,13 @@ Result<ClientEvent> DecodeClientEvent(std::span<const std::uint8_t> bytes) {
   (void)in.U16(type);
   (void)in.U64(event.client_time_ms);
   (void)in.U32(event.device_id);
-  (void)ReadArray(in, event.device_key);
-  (void)ReadArray(in, event.team_id);
-  (void)ReadArray(in, event.item_id);
+  (void)in.Array(event.device_key);
+  (void)in.Array(event.team_id);
+  (void)in.Array(event.item_id);
   (void)in.U64(event.version);
   (void)in.U64(event.sequence);
-  (void)ReadArray(in, event.previous);
-  (void)ReadArray(in, event.signature);
+  (void)in.Array(event.previous);
+  (void)in.Array(event.signature);
   event.type = static_cast<EventType>(type);
   COFFRE_RETURN_IF_ERROR(ValidateClientEvent(event));
   return event;

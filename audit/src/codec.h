@@ -63,6 +63,13 @@ class Reader {
     in_ = in_.subspan(size);
     return true;
   }
+  template <std::size_t N>
+  bool Array(std::array<std::uint8_t, N>& out) {
+    std::span<const std::uint8_t> bytes;
+    if (!Bytes(N, bytes)) return false;
+    std::memcpy(out.data(), bytes.data(), N);
+    return true;
+  }
   bool Text(std::size_t size, std::string& out) {
     std::span<const std::uint8_t> bytes;
     if (!Bytes(size, bytes)) return false;

@@ -43,6 +43,7 @@ constexpr std::string_view kEventNames[] = {
     "audit_exported",
     "document_opened",
     "document_exported",
+    "legal_hold_placed",
 };
 static_assert(std::size(kEventNames) == kMaxEventType + 1);
 constexpr std::string_view kResultNames[] = {"", "success", "refused", "failed"};

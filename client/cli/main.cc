@@ -138,6 +138,8 @@ struct Args {
   std::string bundle;
   std::string log_key;
   std::string auditor_key;
+  std::vector<std::string> hold_months;
+  std::string hold_reason;
 };
 
 // What every command needs besides its own arguments: where the profile is and the
@@ -883,6 +885,36 @@ int RunAuditVerifyBundle(const Args& args) {
   return report->ok ? kExitOk : kExitFailed;
 }
 
+int RunAuditHold(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "audit hold";
+  if (args.output.empty()) return Fail(kExitUsage, kWhat, "-o FILE (a new file) is required");
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+  auto hold = client->StartLegalHold(args.hold_months, args.hold_reason, args.output);
+  if (!hold) return Failed(kWhat, hold.error(), args.output);
+  std::string out = FormatLegalHold(*hold);
+  out += "hand ";
+  out += args.output;
+  out += " to the other party (an organisation admin and an auditor sign a hold): it takes effect once\n"
+         "they run `coffre audit hold-sign ";
+  out += args.output;
+  out += "`\n";
+  Print(out);
+  return kExitOk;
+}
+
+int RunAuditHoldSign(const Args& args, Session& session) {
+  constexpr std::string_view kWhat = "audit hold-sign";
+  int exit_code = kExitOk;
+  auto client = session.Open(kWhat, exit_code);
+  if (!client) return exit_code;
+  auto hold = client->CompleteLegalHold(args.file);
+  if (!hold) return Failed(kWhat, hold.error(), args.file);
+  Print(FormatLegalHold(*hold));
+  return kExitOk;
+}
+
 int RunAuditKey(Session& session) {
   constexpr std::string_view kWhat = "audit key";
   int exit_code = kExitOk;
@@ -1159,6 +1191,19 @@ int Main(int argc, char** argv) {
       ->type_name("BUNDLE");
   CLI::App* audit_key = audit->add_subcommand(
       "key", "Show this profile's auditor key (made on first use), for an admin to set");
+  CLI::App* audit_hold = audit->add_subcommand(
+      "hold", "Sign a legal hold (details of these months kept past retention) into a file");
+  audit_hold->add_option("--month", args.hold_months, "A month to hold, YYYY-MM (repeat, or separate with commas)")
+      ->required()
+      ->delimiter(',')
+      ->type_name("YYYY-MM");
+  audit_hold->add_option("--reason", args.hold_reason, "Why: the case or request reference (required)")
+      ->required()
+      ->type_name("TEXT");
+  audit_hold->add_option("-o,--output", args.output, "The hold file to create (required)")->type_name("FILE");
+  CLI::App* audit_hold_sign = audit->add_subcommand(
+      "hold-sign", "Check a legal hold signed by the other party, sign it and place it on the relay");
+  AddPositional(audit_hold_sign, "FILE", args.file, "The hold file `coffre audit hold` wrote");
   CLI::App* audit_verify_bundle = audit->add_subcommand(
       "verify-bundle", "Verify an export bundle offline (no profile, no relay)");
   AddPositional(audit_verify_bundle, "BUNDLE", args.bundle, "The bundle folder");
@@ -1225,6 +1270,8 @@ int Main(int argc, char** argv) {
   if (audit_verify->parsed()) return RunAuditVerify(args, session);
   if (audit_export->parsed()) return RunAuditExport(args, session);
   if (audit_key->parsed()) return RunAuditKey(session);
+  if (audit_hold->parsed()) return RunAuditHold(args, session);
+  if (audit_hold_sign->parsed()) return RunAuditHoldSign(args, session);
   if (team_auditor_key->parsed()) return RunTeamAuditorKey(args, session);
   if (audit_verify_bundle->parsed()) return RunAuditVerifyBundle(args);
   return Fail(kExitUsage, "usage", "no command given (see `coffre --help`)");

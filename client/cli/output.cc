@@ -272,6 +272,25 @@ std::string FormatDevices(const std::vector<client::DeviceView>& devices) {
   return out;
 }
 
+std::string FormatLegalHold(const client::LegalHoldView& hold) {
+  std::string out = hold.placed ? "legal hold placed (audit entry " + std::to_string(hold.index) + ")"
+                                : std::string("legal hold signed, not yet placed");
+  out += ": details of ";
+  for (std::size_t i = 0; i < hold.months.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += hold.months[i];
+  }
+  out += " kept past retention\nreason: ";
+  out += SanitizeForTerminal(hold.reason);
+  out += "\nsigned by: ";
+  for (std::size_t i = 0; i < hold.signers.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += SanitizeForTerminal(hold.signers[i]);
+  }
+  out += '\n';
+  return out;
+}
+
 std::string FormatAuditEntries(const std::vector<client::AuditEntryView>& entries) {
   std::string out;
   for (const auto& entry : entries) {

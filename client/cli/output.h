@@ -47,6 +47,7 @@ std::string FormatDevices(const std::vector<client::DeviceView>& devices);
 std::string FormatAuditEntries(const std::vector<client::AuditEntryView>& entries);
 std::string FormatAuditVerify(const client::AuditVerifyReport& report);
 std::string FormatAuditBundleReport(const client::AuditBundleReport& report);
+std::string FormatLegalHold(const client::LegalHoldView& hold);
 std::string FormatSafetyNumber(const client::SafetyNumberView& view);
 std::string FormatSyncReport(const client::SyncReport& report);
 

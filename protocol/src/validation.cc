@@ -577,6 +577,10 @@ Status ValidateRequest(const v1::Request& request) {
     case v1::Request::kRecordClientEvent:
       return ValidateExactSize(request.record_client_event().event(), kAuditClientEventSize,
                                Failure::kInvalidAuditRecord);
+    case v1::Request::kPlaceLegalHold:
+      return Check(!request.place_legal_hold().hold().empty() &&
+                       request.place_legal_hold().hold().size() <= kMaxAuditLegalHold,
+                   Failure::kInvalidAuditRecord);
     case v1::Request::METHOD_NOT_SET:
       break;
   }
@@ -658,6 +662,7 @@ Status ValidateResponse(const v1::Response& response) {
       return Ok();
     }
     case v1::Response::kClientEventRecorded:
+    case v1::Response::kLegalHoldPlaced:
       return Ok();
     case v1::Response::kOk:
       return Ok();

@@ -141,4 +141,14 @@ Result<std::uint64_t> AuditLog::EraseDetailsBefore(std::int64_t before_month,
   return store_->EraseDetailsBefore(before_month, held);
 }
 
+Status AuditLog::AddLegalHold(std::span<const std::uint8_t> hold, std::int64_t placed_ms) {
+  std::lock_guard store_lock(store_mutex_);
+  return store_->AddLegalHold(hold, placed_ms);
+}
+
+Result<std::vector<std::vector<std::uint8_t>>> AuditLog::LegalHolds() {
+  std::lock_guard store_lock(store_mutex_);
+  return store_->LegalHolds();
+}
+
 }  // namespace coffre::server

@@ -67,6 +67,9 @@ class AuditLog {
   // except those held.
   Result<std::uint64_t> EraseDetailsBefore(std::int64_t before_month,
                                            std::span<const std::int64_t> held);
+  // Legal holds as placed (decision 0018).
+  Status AddLegalHold(std::span<const std::uint8_t> hold, std::int64_t placed_ms);
+  Result<std::vector<std::vector<std::uint8_t>>> LegalHolds();
 
  private:
   struct Pending {

@@ -1,8 +1,10 @@
 #include "audit_recorder.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
+#include "coffre/audit/legal_hold.h"
 #include "coffre/crypto/kdf.h"
 #include "coffre/storage/audit_store.h"
 
@@ -82,7 +84,22 @@ Result<std::unique_ptr<AuditRecorder>> AuditRecorder::Open(const std::filesystem
 Result<std::uint64_t> AuditRecorder::ApplyRetention() {
   const std::int64_t keep_from =
       MonthOf(clock_()) - static_cast<std::int64_t>(std::max<std::uint32_t>(6, config_.retention_months));
-  return log_->EraseDetailsBefore(keep_from, config_.legal_hold_months);
+  COFFRE_ASSIGN_OR_RETURN(const auto held, HeldMonths());
+  return log_->EraseDetailsBefore(keep_from, held);
+}
+
+Result<std::vector<std::int64_t>> AuditRecorder::HeldMonths() {
+  std::vector<std::int64_t> held = config_.legal_hold_months;
+  COFFRE_ASSIGN_OR_RETURN(const auto holds, log_->LegalHolds());
+  for (const auto& stored : holds) {
+    // Verified before it was stored; one that no longer decodes is a damaged store, and
+    // erasing on a damaged store would destroy what a hold may protect.
+    COFFRE_ASSIGN_OR_RETURN(const audit::LegalHold hold, audit::DecodeLegalHold(stored));
+    held.insert(held.end(), hold.months.begin(), hold.months.end());
+  }
+  std::sort(held.begin(), held.end());
+  held.erase(std::unique(held.begin(), held.end()), held.end());
+  return held;
 }
 
 Result<std::uint64_t> AuditRecorder::Record(const AuditEvent& event) {

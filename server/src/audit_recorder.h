@@ -60,6 +60,8 @@ class AuditRecorder {
   // Erases the sealed details older than the retention period, outside legal holds
   // (decision 0016); the relay runs it at start and then hourly. Returns how many.
   Result<std::uint64_t> ApplyRetention();
+  // The months held: those of the configuration and of every placed hold (decision 0018).
+  Result<std::vector<std::int64_t>> HeldMonths();
 
   AuditLog& log() { return *log_; }
   const std::string& origin() const { return config_.origin; }

@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "coffre/audit/legal_hold.h"
 #include "coffre/crypto/random.h"
 
 namespace coffre::server {
@@ -78,16 +79,9 @@ class TableReader {
     while (start <= value.size()) {
       std::size_t end = value.find(',', start);
       if (end == std::string::npos) end = value.size();
-      const std::string month = value.substr(start, end - start);
-      int year = 0;
-      int number = 0;
-      char dash = 0;
-      std::istringstream in(month);
-      if (month.size() != 7 || !(in >> year >> dash >> number) || dash != '-' || year < 1970 ||
-          year > 9999 || number < 1 || number > 12) {
-        return Fail(key, "must be months as YYYY-MM, separated by commas");
-      }
-      out.push_back(static_cast<std::int64_t>(year - 1970) * 12 + number - 1);
+      const auto month = audit::ParseMonth(std::string_view(value).substr(start, end - start));
+      if (!month) return Fail(key, "must be months as YYYY-MM, separated by commas");
+      out.push_back(*month);
       start = end + 1;
     }
   }

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <string>
 
+#include "coffre/audit/legal_hold.h"
 #include "coffre/crypto/random.h"
 #include "coffre/protocol/validation.h"
 #include "coffre/storage/relay_store.h"
@@ -126,6 +127,15 @@ int RunAdminStatus(const RelayConfig& config, const crypto::SecretBytes& operato
   if (auto audit = AuditRecorder::Open(config.data_dir, operator_key, config.audit, nullptr)) {
     std::printf("audit_entries %llu\n", static_cast<unsigned long long>((*audit)->log().Size()));
     std::printf("audit_log_key %s\n", (*audit)->VerifierKey().c_str());
+    // Months whose details retention keeps: configured, or under a signed legal hold.
+    if (auto held = (*audit)->HeldMonths(); held && !held->empty()) {
+      std::string months;
+      for (const std::int64_t month : *held) {
+        if (!months.empty()) months += ',';
+        months += audit::FormatMonth(month);
+      }
+      std::printf("audit_held_months %s\n", months.c_str());
+    }
   }
   std::fflush(stdout);
   return 0;

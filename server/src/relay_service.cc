@@ -13,6 +13,7 @@
 #include <chrono>
 #include <utility>
 
+#include "coffre/audit/legal_hold.h"
 #include "coffre/crypto/random.h"
 #include "coffre/crypto/secret_bytes.h"
 #include "coffre/protocol/errors.h"
@@ -661,6 +662,8 @@ void RelayService::Dispatch(Call& call, const wire::Request& request) {
       return HandleGetAuditProof(call, request.get_audit_proof());
     case wire::Request::kRecordClientEvent:
       return HandleRecordClientEvent(call, request.record_client_event());
+    case wire::Request::kPlaceLegalHold:
+      return HandlePlaceLegalHold(call, request.place_legal_hold());
     case wire::Request::METHOD_NOT_SET:
       break;
   }
@@ -1772,6 +1775,76 @@ void RelayService::HandleRecordClientEvent(Call& call, const wire::RecordClientE
   call.response.mutable_client_event_recorded()->set_index(*index);
 }
 
+Result<bool> RelayService::IsAuditorOfSomeTeam(const std::string& user_id) {
+  COFFRE_ASSIGN_OR_RETURN(const auto teams, store_->TeamsOfUser(user_id));
+  for (const auto& [team_id, head] : teams) {
+    COFFRE_ASSIGN_OR_RETURN(const auto role, RoleOf(team_id, user_id));
+    if (role && *role == wire::ROLE_AUDITOR) return true;
+  }
+  return false;
+}
+
+void RelayService::HandlePlaceLegalHold(Call& call, const wire::PlaceLegalHold& request) {
+  if (!options_.audit) return SetError(call, wire::ERROR_CODE_NOT_FOUND, "this relay keeps no audit log");
+  const Principal& principal = *call.principal;
+  auto hold = audit::DecodeLegalHold(AsBytes(request.hold()));
+  if (!hold) return SetError(call, wire::ERROR_CODE_MALFORMED, "legal hold is not a valid encoding");
+  if (hold->origin != options_.audit->origin()) {
+    return SetError(call, wire::ERROR_CODE_MALFORMED, "legal hold names another audit log");
+  }
+  if (hold->signatures.size() != 2) {
+    return SetError(call, wire::ERROR_CODE_FORBIDDEN, "a legal hold needs an admin's and an auditor's signature");
+  }
+  if (hold->signatures[0].user_id != principal.user_id && hold->signatures[1].user_id != principal.user_id) {
+    return SetError(call, wire::ERROR_CODE_FORBIDDEN, "only a signer places a legal hold");
+  }
+  if (!audit::VerifyLegalHoldSignatures(*hold)) {
+    return SetError(call, wire::ERROR_CODE_AUTHENTICATION_FAILED, "a legal hold signature does not verify");
+  }
+  // Each signature under its signer's registered device key, and the two roles covered:
+  // an organisation admin and an auditor (of some team), two different people.
+  bool admin[2] = {false, false};
+  bool auditor[2] = {false, false};
+  for (std::size_t i = 0; i < 2; ++i) {
+    const audit::LegalHoldSignature& signature = hold->signatures[i];
+    auto device = store_->GetDevice(signature.user_id, signature.device_id);
+    if (!device) return SetStoreError(call, device.error());
+    if (!device->has_value() || (*device)->revoked ||
+        !std::equal((*device)->signing_key.begin(), (*device)->signing_key.end(),
+                    signature.device_key.begin(), signature.device_key.end())) {
+      return SetError(call, wire::ERROR_CODE_FORBIDDEN, "a legal hold signer's device is unknown or revoked");
+    }
+    auto user = store_->GetUser(signature.user_id);
+    if (!user) return SetStoreError(call, user.error());
+    admin[i] = user->has_value() && (*user)->admin;
+    auto is_auditor = IsAuditorOfSomeTeam(signature.user_id);
+    if (!is_auditor) return SetStoreError(call, is_auditor.error());
+    auditor[i] = *is_auditor;
+  }
+  if (!((admin[0] && auditor[1]) || (admin[1] && auditor[0]))) {
+    return SetError(call, wire::ERROR_CODE_FORBIDDEN, "a legal hold needs an admin's and an auditor's signature");
+  }
+  if (auto stored = options_.audit->log().AddLegalHold(AsBytes(request.hold()), call.now_ms); !stored) {
+    return SetStoreError(call, stored.error());
+  }
+  AuditEvent placed;
+  placed.type = audit::EventType::kLegalHoldPlaced;
+  placed.user_id = principal.user_id;
+  placed.device_id = principal.device_id;
+  placed.version = hold->months.size();
+  placed.details.subject_user_id =
+      hold->signatures[0].user_id == principal.user_id ? hold->signatures[1].user_id : hold->signatures[0].user_id;
+  placed.details.reason = hold->reason;
+  const auto index = RecordAt(std::move(placed), call.state.connection->peer_address());
+  if (!index) {
+    SetError(call, wire::ERROR_CODE_UNAVAILABLE, "the audit log cannot record this; retry later");
+    call.response.mutable_error()->set_retry_after_ms(1000);
+    return;
+  }
+  Log(LogLevel::kInfo, "legal_hold_placed", {{"months", hold->months.size()}});
+  call.response.mutable_legal_hold_placed()->set_index(*index);
+}
+
 void RelayService::HandleGetAuditEntries(Call& call, const wire::GetAuditEntries& request) {
   if (!options_.audit) return SetError(call, wire::ERROR_CODE_NOT_FOUND, "this relay keeps no audit log");
   const Principal& principal = *call.principal;
@@ -1780,16 +1853,9 @@ void RelayService::HandleGetAuditEntries(Call& call, const wire::GetAuditEntries
   if (!user) return SetStoreError(call, user.error());
   bool allowed = user->has_value() && (*user)->admin;
   if (!allowed) {
-    auto teams = store_->TeamsOfUser(principal.user_id);
-    if (!teams) return SetStoreError(call, teams.error());
-    for (const auto& [team_id, head] : *teams) {
-      auto role = RoleOf(team_id, principal.user_id);
-      if (!role) return SetStoreError(call, role.error());
-      if (role->has_value() && **role == wire::ROLE_AUDITOR) {
-        allowed = true;
-        break;
-      }
-    }
+    auto auditor = IsAuditorOfSomeTeam(principal.user_id);
+    if (!auditor) return SetStoreError(call, auditor.error());
+    allowed = *auditor;
   }
   if (!allowed) {
     AuditEvent refused;

@@ -138,6 +138,9 @@ class RelayService final : public Service {
   void HandleGetAuditEntries(Call& call, const wire::GetAuditEntries& request);
   void HandleGetAuditProof(Call& call, const wire::GetAuditProof& request);
   void HandleRecordClientEvent(Call& call, const wire::RecordClientEvent& request);
+  void HandlePlaceLegalHold(Call& call, const wire::PlaceLegalHold& request);
+  // Whether `user_id` holds the auditor role in the chain of some team.
+  Result<bool> IsAuditorOfSomeTeam(const std::string& user_id);
 
   // --- audit recording (relay_service.cc) ---
   // Records `event` durably (nothing when the relay keeps no log). False when the log

@@ -24,6 +24,12 @@ constexpr Migration kAuditMigrations[] = {
      "  tree_size INTEGER PRIMARY KEY,"
      "  note TEXT NOT NULL,"
      "  issued_ms INTEGER NOT NULL)"},
+    {2,
+     // Legal holds placed by an admin and an auditor (decision 0018), as they were signed.
+     "CREATE TABLE audit_legal_holds ("
+     "  id INTEGER PRIMARY KEY,"
+     "  hold BLOB NOT NULL,"
+     "  placed_ms INTEGER NOT NULL)"},
 };
 
 std::int64_t AsInt(std::uint64_t value) { return static_cast<std::int64_t>(value); }
@@ -192,6 +198,28 @@ Result<std::uint64_t> AuditStore::EraseDetailsBefore(std::int64_t before_month,
   }
   COFFRE_RETURN_IF_ERROR(transaction.Commit());
   return erased;
+}
+
+Status AuditStore::AddLegalHold(std::span<const std::uint8_t> hold, std::int64_t placed_ms) {
+  COFFRE_ASSIGN_OR_RETURN(auto insert,
+                          impl_->db->Prepare("INSERT INTO audit_legal_holds (hold, placed_ms) VALUES (?, ?)"));
+  COFFRE_RETURN_IF_ERROR(insert.Bind(1, hold));
+  COFFRE_RETURN_IF_ERROR(insert.Bind(2, placed_ms));
+  COFFRE_ASSIGN_OR_RETURN(const bool row, insert.Step());
+  (void)row;
+  return Ok();
+}
+
+Result<std::vector<std::vector<std::uint8_t>>> AuditStore::LegalHolds() {
+  COFFRE_ASSIGN_OR_RETURN(auto query, impl_->db->Prepare("SELECT hold FROM audit_legal_holds ORDER BY id"));
+  std::vector<std::vector<std::uint8_t>> holds;
+  for (;;) {
+    COFFRE_ASSIGN_OR_RETURN(const bool row, query.Step());
+    if (!row) break;
+    const auto hold = query.ColumnBlob(0);
+    holds.emplace_back(hold.begin(), hold.end());
+  }
+  return holds;
 }
 
 }  // namespace coffre::storage

@@ -224,7 +224,7 @@ TEST(EntryDecodingTest, EachMalformedFieldIsRefused) {
   }
   // Format 2 is format 1 followed by a client event: here there is none.
   ExpectCode(DecodeEntry(with(0, {0x02})), ErrorCode::kInvalidArgument);
-  for (const int type : {0, 18, 0x100, 0xFFFF}) {
+  for (const int type : {0, 19, 0x100, 0xFFFF}) {
     ExpectCode(DecodeEntry(with(kType, {type >> 8, type & 0xFF})), ErrorCode::kInvalidArgument);
   }
   for (const int result : {0, 4, 0xFF}) {

@@ -61,8 +61,9 @@ enum class EventType : std::uint16_t {
   kAuditExported = 15,        // an auditor exported a bundle
   kDocumentOpened = 16,       // signed by a client: a document opened from its own copy
   kDocumentExported = 17,     // signed by a client: a document written to a file
+  kLegalHoldPlaced = 18,      // a legal hold signed by an admin and an auditor took effect
 };
-inline constexpr std::uint16_t kMaxEventType = 17;
+inline constexpr std::uint16_t kMaxEventType = 18;
 
 enum class EventResult : std::uint8_t {
   kSuccess = 1,
@@ -71,7 +72,7 @@ enum class EventResult : std::uint8_t {
 };
 
 // The stable names used in exports and filters ("enrolment", "device_added", ...,
-// "document_exported"; "success", "refused", "failed"), and back. The From* functions
+// "legal_hold_placed"; "success", "refused", "failed"), and back. The From* functions
 // return nullopt for an unknown name.
 std::string_view EventTypeName(EventType type);
 std::optional<EventType> EventTypeFromName(std::string_view name);

@@ -155,6 +155,15 @@ struct AuditExportReport {
   std::uint64_t tree_size = 0;
 };
 
+// A legal hold as `audit hold` shows it (decision 0018).
+struct LegalHoldView {
+  std::vector<std::string> months;   // "YYYY-MM"
+  std::string reason;
+  std::vector<std::string> signers;  // "user/device", in signing order
+  bool placed = false;               // the relay took it
+  std::uint64_t index = 0;           // when placed: the audit entry that records it
+};
+
 struct AuditEntryView {
   std::uint64_t index = 0;
   std::uint64_t time_ms = 0;
@@ -283,6 +292,13 @@ class Client {
   // exist; it appears only once complete.
   Result<AuditExportReport> ExportAudit(const AuditFilter& filter,
                                         const std::filesystem::path& folder);
+
+  // Legal holds (decision 0018): signed by an organisation admin and an auditor. The first
+  // signs a hold on `months` ("YYYY-MM") for `reason` and writes it to `output` (which
+  // must not exist); the second checks it, adds a signature and places it on the relay.
+  Result<LegalHoldView> StartLegalHold(const std::vector<std::string>& months, std::string_view reason,
+                                       const std::filesystem::path& output);
+  Result<LegalHoldView> CompleteLegalHold(const std::filesystem::path& input);
 
   // Safety numbers. After a key change, sending to that person fails with
   // kUntrustedIdentity until ConfirmIdentity.

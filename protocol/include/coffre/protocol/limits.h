@@ -72,6 +72,7 @@ inline constexpr std::uint64_t kMaxBlobSize = std::uint64_t{4} << 30;  // 4 GiB
 inline constexpr std::size_t kMaxCheckpointNote = std::size_t{16} << 10;  // 16 KiB
 inline constexpr std::size_t kMaxAuditEntry = 4096;         // one entry's encoding
 inline constexpr std::size_t kAuditClientEventSize = 191;   // audit::kClientEventSize
+inline constexpr std::size_t kMaxAuditLegalHold = 2048;     // audit::kMaxLegalHoldSize
 inline constexpr std::size_t kMaxSealedDetails = 8192;      // one entry's sealed details
 inline constexpr std::uint32_t kMaxAuditEntriesPerPage = 500;
 inline constexpr std::size_t kMaxAuditProofHashes = 64;     // trees of up to 2^63 entries

@@ -78,6 +78,11 @@ class AuditStore {
   Result<std::uint64_t> EraseDetailsBefore(std::int64_t before_month,
                                            std::span<const std::int64_t> held);
 
+  // Legal holds (decision 0018): the signed hold as placed, kept for good (a hold is
+  // evidence too), and every hold stored, oldest first.
+  Status AddLegalHold(std::span<const std::uint8_t> hold, std::int64_t placed_ms);
+  Result<std::vector<std::vector<std::uint8_t>>> LegalHolds();
+
   struct Impl;
 
  private:
