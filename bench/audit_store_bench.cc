@@ -14,7 +14,8 @@
 //   Bundle   BM_AuditVerifyBundle: VerifyAuditBundle on a valid export bundle of N records
 //            (real entries, tree, signed checkpoint, proofs and manifest, built as
 //            client_audit.cc's ExportAudit builds them) written to a temporary folder before
-//            the timing. Goal: one million records verified in under 5 s.
+//            the timing; CPU is the whole process's (every verifying thread). Goal: one
+//            million records verified in under 5 s, records checked on every core.
 #include <benchmark/benchmark.h>
 
 #include <array>
@@ -215,17 +216,22 @@ std::unique_ptr<Bundle> BuildBundle(std::uint64_t records, std::string* error) {
   }
   made->log_key = verifier->VerifierKey();
 
+  std::string binary;
+  std::string proofs;
+  bundle::AppendFileHeaders(records, binary, proofs);
   std::string json;
   std::string csv(bundle::kCsvHeader);
   for (std::uint64_t i = 0; i < records; ++i) {
     auto proof = audit::InclusionProof(tree, i, records);
-    if (!proof) {
+    const bundle::RecordInput input{i, encoded[i], &entries[i], bundle::DetailsState::kSealed,
+                                    proof ? std::span<const audit::Hash>(*proof)
+                                          : std::span<const audit::Hash>()};
+    if (!proof || !bundle::AppendBinaryRecord(input, binary, proofs)) {
       *error = "cannot prove an entry";
       return nullptr;
     }
-    const bundle::RecordInput input{i, encoded[i], &entries[i], "sealed", *proof};
-    json += bundle::RecordJsonLine(input);
-    csv += bundle::RecordCsvLine(input);
+    bundle::AppendJsonLine(i, entries[i], bundle::DetailsState::kSealed, json);
+    bundle::AppendCsvLine(i, entries[i], bundle::DetailsState::kSealed, csv);
   }
 
   // The exporting auditor's device, certified by the auditor's identity key.
@@ -246,8 +252,7 @@ std::unique_ptr<Bundle> BuildBundle(std::uint64_t records, std::string* error) {
   }
   const nlohmann::json files = {
       {std::string(bundle::kCheckpointFile), Hex(crypto::Blake2b256(AsBytes(*note)))},
-      {std::string(bundle::kRecordsJsonFile), Hex(crypto::Blake2b256(AsBytes(json)))},
-      {std::string(bundle::kRecordsCsvFile), Hex(crypto::Blake2b256(AsBytes(csv)))},
+      {std::string(bundle::kRecordsBinaryFile), Hex(crypto::Blake2b256(AsBytes(binary)))},
   };
   const nlohmann::json manifest = {
       {"format", std::string(kAuditBundleFormat)},
@@ -268,6 +273,8 @@ std::unique_ptr<Bundle> BuildBundle(std::uint64_t records, std::string* error) {
   const auto signature = device_key.Sign(bundle::kManifestLabel, AsBytes(manifest_text));
   const std::filesystem::path& folder = made->folder;
   if (!WriteFile(folder / bundle::kCheckpointFile, *note) ||
+      !WriteFile(folder / bundle::kRecordsBinaryFile, binary) ||
+      !WriteFile(folder / bundle::kProofsFile, proofs) ||
       !WriteFile(folder / bundle::kRecordsJsonFile, json) ||
       !WriteFile(folder / bundle::kRecordsCsvFile, csv) ||
       !WriteFile(folder / bundle::kManifestFile, manifest_text) ||
@@ -275,8 +282,8 @@ std::unique_ptr<Bundle> BuildBundle(std::uint64_t records, std::string* error) {
     *error = "cannot write the bundle";
     return nullptr;
   }
-  made->megabytes = static_cast<double>(note->size() + json.size() + csv.size() +
-                                        manifest_text.size()) / 1e6;
+  made->megabytes = static_cast<double>(note->size() + binary.size() + proofs.size() + json.size() +
+                                        csv.size() + manifest_text.size()) / 1e6;
   made->setup_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return made;
@@ -314,6 +321,7 @@ BENCHMARK(BM_AuditVerifyBundle)
     ->Arg(1'000'000)
     ->Iterations(1)
     ->UseRealTime()
+    ->MeasureProcessCPUTime()
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -392,6 +392,15 @@ std::string FormatAuditBundleReport(const client::AuditBundleReport& report) {
     out += "), exported by ";
     out += SanitizeForTerminal(report.exported_by);
     out += '\n';
+    if (report.device_events != 0) {
+      out += std::to_string(report.device_events);
+      out += " of them signed by the device that reported them, every signature verified\n";
+    }
+    for (const std::string& note : report.notes) {
+      out += "note: ";
+      out += SanitizeForTerminal(note);
+      out += '\n';
+    }
   } else {
     out += "BUNDLE VERIFICATION FAILED: ";
     out += SanitizeForTerminal(report.problem);
@@ -549,7 +558,8 @@ nlohmann::json ToJson(const client::AuditBundleReport& report) {
           {"tree_size", report.tree_size}, {"origin", report.origin},
           {"log_key", report.log_key}, {"log_key_pinned", report.log_key_pinned},
           {"exported_by", report.exported_by}, {"problem", report.problem},
-          {"where", report.where}};
+          {"where", report.where},       {"device_events", report.device_events},
+          {"notes", report.notes}};
 }
 
 nlohmann::json ToJson(const client::SafetyNumberView& view) {

@@ -507,6 +507,9 @@ Result<AuditExportReport> Client::ExportAudit(const AuditFilter& filter,
   const std::string log_key = stored.ColumnText(1);
   COFFRE_ASSIGN_OR_RETURN(auto selected, SelectEntries(impl, filter, checkpoint.size));
 
+  std::string records;
+  std::string proofs;
+  bundle::AppendFileHeaders(selected.size(), records, proofs);
   std::string json;
   std::string csv(bundle::kCsvHeader);
   for (const SelectedEntry& one : selected) {
@@ -522,9 +525,14 @@ Result<AuditExportReport> Client::ExportAudit(const AuditFilter& filter,
       return Fail(ErrorCode::kAuthenticationFailed,
                   "an entry is not in the relay's signed log: run `coffre audit verify`");
     }
-    const bundle::RecordInput input{one.index, one.encoded, &one.entry, one.details, proof};
-    json += bundle::RecordJsonLine(input);
-    csv += bundle::RecordCsvLine(input);
+    const auto details = bundle::DetailsStateFromName(one.details);
+    if (!details) return Fail(ErrorCode::kInternal, "an entry's details state has no bundle form");
+    const bundle::RecordInput input{one.index, one.encoded, &one.entry, *details, proof};
+    if (!bundle::AppendBinaryRecord(input, records, proofs)) {
+      return Fail(ErrorCode::kCorrupt, "an entry or its proof does not fit the bundle format");
+    }
+    bundle::AppendJsonLine(one.index, one.entry, *details, json);
+    bundle::AppendCsvLine(one.index, one.entry, *details, csv);
   }
 
   // Written into a fresh folder next to the target, renamed into place when complete.
@@ -540,10 +548,12 @@ Result<AuditExportReport> Client::ExportAudit(const AuditFilter& filter,
     if (!out) return Fail(ErrorCode::kIo, "cannot write the bundle (disk full?)");
     return Ok();
   };
+  // The manifest hashes what nothing else authenticates. Each proof in proofs.bin is
+  // checked to the signed root, and each JSON and CSV line against the one its record in
+  // records.bin gives.
   nlohmann::json files = {
       {std::string(bundle::kCheckpointFile), Hex(crypto::Blake2b256(AsBytes(note)))},
-      {std::string(bundle::kRecordsJsonFile), Hex(crypto::Blake2b256(AsBytes(json)))},
-      {std::string(bundle::kRecordsCsvFile), Hex(crypto::Blake2b256(AsBytes(csv)))},
+      {std::string(bundle::kRecordsBinaryFile), Hex(crypto::Blake2b256(AsBytes(records)))},
   };
   COFFRE_ASSIGN_OR_RETURN(auto identity, sql::Prepared(*impl.db, "SELECT certificate FROM identity WHERE id = 1"));
   COFFRE_ASSIGN_OR_RETURN(const bool has_identity, identity.Step());
@@ -567,6 +577,8 @@ Result<AuditExportReport> Client::ExportAudit(const AuditFilter& filter,
   const auto signature = impl.device_key->Sign(bundle::kManifestLabel, AsBytes(manifest_text));
   const Status written = [&]() -> Status {
     COFFRE_RETURN_IF_ERROR(write(bundle::kCheckpointFile, note));
+    COFFRE_RETURN_IF_ERROR(write(bundle::kRecordsBinaryFile, records));
+    COFFRE_RETURN_IF_ERROR(write(bundle::kProofsFile, proofs));
     COFFRE_RETURN_IF_ERROR(write(bundle::kRecordsJsonFile, json));
     COFFRE_RETURN_IF_ERROR(write(bundle::kRecordsCsvFile, csv));
     COFFRE_RETURN_IF_ERROR(write(bundle::kManifestFile, manifest_text));

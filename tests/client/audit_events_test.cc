@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "client_fixture.h"
+#include "coffre/client/audit_bundle.h"
 
 namespace coffre::client {
 namespace {
@@ -129,6 +131,48 @@ TEST_F(AuditEventsTest, ARelayThatDropsTheLastEventIsCaughtByTheDevice) {
   EXPECT_NE(device->problem.find("this device reported"), std::string::npos) << device->problem;
   ASSERT_TRUE(device->first_bad_index.has_value());
   EXPECT_EQ(*device->first_bad_index, exported[1].index);
+}
+
+TEST_F(AuditEventsTest, BundlesCarryTheDeviceSignaturesAndCheckThem) {
+  const auto exported = AliceExports(2);
+  ASSERT_EQ(exported.size(), 2u);
+  AuditFilter filter;
+  filter.type = "document_exported";
+  const auto bundle = dir_.path() / "bundle";
+  ASSERT_OK(dave_->ExportAudit(filter, bundle));
+  auto report = VerifyAuditBundle(bundle, std::nullopt);
+  ASSERT_OK(report);
+  EXPECT_TRUE(report->ok) << report->problem << " " << report->where;
+  EXPECT_EQ(report->device_events, 2u);
+  EXPECT_TRUE(report->notes.empty());
+
+  // Only the second export selected: the first number is missing from the bundle, said.
+  filter.from_ms = exported[1].time_ms;
+  const auto later = dir_.path() / "later";
+  ASSERT_OK(dave_->ExportAudit(filter, later));
+  auto partial = VerifyAuditBundle(later, std::nullopt);
+  ASSERT_OK(partial);
+  EXPECT_TRUE(partial->ok) << partial->problem;
+  ASSERT_EQ(partial->notes.size(), 1u);
+  EXPECT_NE(partial->notes[0].find("events 1..1"), std::string::npos) << partial->notes[0];
+
+  // One bit of the first event's device signature flipped in records.bin.
+  const auto records = bundle / "records.bin";
+  std::string bytes;
+  {
+    std::ifstream in(records, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::size_t first = std::string("coffre-audit-records/2\n").size() + 8;
+  const std::size_t size = static_cast<std::size_t>(static_cast<std::uint8_t>(bytes[first + 9])) << 8 |
+                           static_cast<std::uint8_t>(bytes[first + 10]);
+  bytes[first + 11 + size - 1] ^= 0x01;  // the entry's last byte: its event's signature
+  std::ofstream(records, std::ios::binary | std::ios::trunc) << bytes;
+  auto changed = VerifyAuditBundle(bundle, std::nullopt);
+  ASSERT_OK(changed);
+  EXPECT_FALSE(changed->ok);
+  EXPECT_NE(changed->problem.find("signature"), std::string::npos) << changed->problem;
+  EXPECT_EQ(changed->where, "records.bin record 1");
 }
 
 }  // namespace
