@@ -368,7 +368,8 @@ Result<Details> DecodeDetails(std::span<const std::uint8_t> bytes) {
   return details;
 }
 
-std::vector<std::uint8_t> SealMonthKey(const crypto::X25519PublicKey& auditor, const MonthKey& key) {
+std::vector<std::uint8_t> SealMonthKey(const crypto::X25519PublicKey& auditor,
+                                       const MonthKey& key) {
   return crypto::SealToPublicKey(auditor, kMonthKeyLabel, key.key_.bytes());
 }
 
@@ -393,7 +394,8 @@ Result<std::vector<std::uint8_t>> SealDetailsUnder(const MonthKey& key, std::uin
   Writer(id).U64(key_id);
   // The key id is bound as associated data: details moved under another id do not open,
   // even if a relay ever reused a key under two ids.
-  const std::vector<std::uint8_t> boxed = crypto::AeadSeal(key.key_, kDetailsLabel, encoded.span(), id);
+  const std::vector<std::uint8_t> boxed =
+      crypto::AeadSeal(key.key_, kDetailsLabel, encoded.span(), id);
   std::vector<std::uint8_t> sealed;
   sealed.reserve(kKeyIdSize + boxed.size());
   sealed.insert(sealed.end(), id.begin(), id.end());
@@ -414,7 +416,9 @@ Result<std::uint64_t> SealedDetailsKeyId(std::span<const std::uint8_t> sealed) {
 }
 
 Result<Details> OpenDetailsUnder(const MonthKey& key, std::span<const std::uint8_t> sealed) {
-  if (!SealedDetailsKeyId(sealed)) return Fail(ErrorCode::kAuthenticationFailed, kDetailsOpenFailed);
+  if (!SealedDetailsKeyId(sealed)) {
+    return Fail(ErrorCode::kAuthenticationFailed, kDetailsOpenFailed);
+  }
   const auto id = sealed.first(kKeyIdSize);
   auto encoded = crypto::AeadOpen(key.key_, kDetailsLabel, sealed.subspan(kKeyIdSize), id);
   if (!encoded) return Fail(ErrorCode::kAuthenticationFailed, kDetailsOpenFailed);

@@ -424,7 +424,9 @@ Result<std::vector<SelectedEntry>> SelectEntries(Client::Impl& impl, const Audit
       if (month_keys && !sealed.empty() && out.entry.details_hash &&
           audit::DetailsHash(sealed) == *out.entry.details_hash) {
         if (const audit::MonthKey* key = month_keys->For(sealed, page.audit_entries())) {
-          if (auto details = audit::OpenDetailsUnder(*key, sealed)) out.opened = std::move(*details);
+          if (auto details = audit::OpenDetailsUnder(*key, sealed)) {
+            out.opened = std::move(*details);
+          }
         }
       }
       if (filter.user && (!out.opened || (out.opened->actor_user_id != *filter.user &&

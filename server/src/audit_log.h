@@ -69,7 +69,8 @@ class AuditLog {
   Result<std::uint64_t> AddMonthKey(std::int64_t month, std::span<const std::uint8_t> auditor_key,
                                     std::span<const std::uint8_t> sealed_key);
   // The stored month keys among `key_ids` (those retention has not deleted).
-  Result<std::vector<storage::AuditMonthKeyRecord>> MonthKeys(std::span<const std::uint64_t> key_ids);
+  Result<std::vector<storage::AuditMonthKeyRecord>> MonthKeys(
+      std::span<const std::uint64_t> key_ids);
 
   // Retention (decision 0016): erases sealed details, and deletes the month keys, of months
   // before `before_month` except those held.

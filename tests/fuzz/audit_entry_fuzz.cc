@@ -81,7 +81,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto sealed = SealDetailsUnder(FuzzMonthKey(), 1, *details);
     Require(sealed.has_value(), "decoded details seal");
     const auto reopened = OpenDetailsUnder(FuzzMonthKey(), *sealed);
-    Require(reopened.has_value() && *reopened == *details, "sealed details open back to themselves");
+    Require(reopened.has_value() && *reopened == *details,
+            "sealed details open back to themselves");
   }
 
   const auto key_id = SealedDetailsKeyId(input);

@@ -792,7 +792,8 @@ TEST(ValidateResponseTest, AuditMonthKeysAreWellFormedUniqueAndNoMoreThanEntries
   };
   const std::vector<Case> cases = {
       {"key id 0", [](v1::AuditEntries& p) { AddMonthKey(p, 0); }, Failure::kInvalidAuditRecord},
-      {"key id beyond 2^63 - 1", [](v1::AuditEntries& p) { AddMonthKey(p, std::uint64_t{1} << 63); },
+      {"key id beyond 2^63 - 1",
+       [](v1::AuditEntries& p) { AddMonthKey(p, std::uint64_t{1} << 63); },
        Failure::kInvalidAuditRecord},
       {"the same key twice",
        [](v1::AuditEntries& p) {

@@ -320,7 +320,8 @@ TEST_F(RelayAuditRetentionTest, DetailsAreErasedAfterRetentionAndEveryProofStays
   ASSERT_EQ(keys.size(), 1u);
   EXPECT_EQ(keys[0].month, CurrentMonth());
   EXPECT_TRUE(std::equal(keys[0].auditor_key.begin(), keys[0].auditor_key.end(),
-                         auditor_.public_key().bytes().begin(), auditor_.public_key().bytes().end()));
+                         auditor_.public_key().bytes().begin(),
+                         auditor_.public_key().bytes().end()));
   EXPECT_FALSE(audit::OpenMonthKey(crypto::X25519KeyPair::Generate(), keys[0].sealed_key));
   bool found_alice = false;
   for (const auto& stored : before) {

@@ -169,8 +169,8 @@ inline constexpr std::size_t kSealedDetailsOverhead = 8 + 24 + 16;
 // The shortest and longest encodings of Details (every field empty; every field at its
 // limit), and so of sealed details.
 inline constexpr std::size_t kMinDetailsSize = 1 + 1 + 1 + 1 + 2 + 2;
-inline constexpr std::size_t kMaxDetailsSize = kMinDetailsSize + 2 * kMaxDetailsUserIdSize +
-                                               kMaxDetailsAddressSize + 2 * kMaxDetailsTextSize;
+inline constexpr std::size_t kMaxDetailsSize =
+    kMinDetailsSize + 2 * kMaxDetailsUserIdSize + kMaxDetailsAddressSize + 2 * kMaxDetailsTextSize;
 inline constexpr std::size_t kMinSealedDetailsSize = kSealedDetailsOverhead + kMinDetailsSize;
 inline constexpr std::size_t kMaxSealedDetailsSize = kSealedDetailsOverhead + kMaxDetailsSize;
 
