@@ -9,8 +9,10 @@
 //            encoding, leaf hash, AuditLog's group commit of up to 1,024 waiting entries,
 //            signed checkpoints at most once a second), on a fresh audit.db in a temporary
 //            directory, from 1, 32 and 64 caller threads. /sealed:1 seals each entry's
-//            details to an auditor key as well, as when the organisation has one. Real time:
-//            callers spend it waiting for the commit. Goal: >= 50,000 appends/s on one core.
+//            details as well, as when the organisation has an auditor key: under the month
+//            key (XChaCha20-Poly1305), made and stored sealed to the auditor key on the first
+//            append. Real time: callers spend it waiting for the commit. Goal: >= 50,000
+//            appends/s on one core.
 //   Bundle   BM_AuditVerifyBundle: VerifyAuditBundle on a valid export bundle of N records
 //            (real entries, tree, signed checkpoint, proofs and manifest, built as
 //            client_audit.cc's ExportAudit builds them) written to a temporary folder before

@@ -3,7 +3,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
+#include <utility>
 
+#include "coffre/crypto/aead.h"
 #include "coffre/crypto/kdf.h"
 #include "coffre/crypto/sealed_box.h"
 #include "codec.h"
@@ -19,10 +21,20 @@ using internal::WriteOptional;
 using internal::Writer;
 
 constexpr std::string_view kActorLabel = "coffre/audit-actor/v1";
-constexpr std::string_view kDetailsLabel = "coffre/audit-details/v1";
+constexpr std::string_view kDetailsLabel = "coffre/audit-details/v2";
+constexpr std::string_view kMonthKeyLabel = "coffre/audit-month-key/v1";
 constexpr std::string_view kDetailsHashLabel = "coffre/audit-details-hash/v1";
 constexpr std::uint64_t kMaxTime = (std::uint64_t{1} << 63) - 1;
 constexpr std::size_t kMaxUserIdSize = 64;
+constexpr std::size_t kKeyIdSize = 8;
+
+static_assert(kMonthKeySize == crypto::kAeadKeySize);
+static_assert(kSealedDetailsOverhead == kKeyIdSize + crypto::kAeadOverhead);
+
+// One context for every failure to open sealed details or a sealed month key: the caller
+// must not learn whether the length, the key id, the key or a byte was wrong.
+constexpr const char* kDetailsOpenFailed = "audit details: sealed details failed authentication";
+constexpr const char* kMonthKeyOpenFailed = "audit month key: sealed key failed authentication";
 
 constexpr std::string_view kEventNames[] = {
     "",  // 0 is not an event type
@@ -281,17 +293,61 @@ Result<Details> DecodeDetails(std::span<const std::uint8_t> bytes) {
   return details;
 }
 
-Result<std::vector<std::uint8_t>> SealDetails(const crypto::X25519PublicKey& auditor,
-                                              const Details& details) {
-  COFFRE_ASSIGN_OR_RETURN(const crypto::SecretBytes encoded, EncodeDetails(details));
-  return crypto::SealToPublicKey(auditor, kDetailsLabel, encoded.span());
+std::vector<std::uint8_t> SealMonthKey(const crypto::X25519PublicKey& auditor,
+                                       const MonthKey& key) {
+  return crypto::SealToPublicKey(auditor, kMonthKeyLabel, key.key_.bytes());
 }
 
-Result<Details> OpenDetails(const crypto::X25519KeyPair& auditor,
-                            std::span<const std::uint8_t> sealed) {
-  COFFRE_ASSIGN_OR_RETURN(const crypto::SecretBytes encoded,
-                          crypto::OpenSealedBox(auditor, kDetailsLabel, sealed));
-  return DecodeDetails(encoded.span());
+Result<MonthKey> OpenMonthKey(const crypto::X25519KeyPair& auditor,
+                              std::span<const std::uint8_t> sealed) {
+  auto opened = crypto::OpenSealedBox(auditor, kMonthKeyLabel, sealed);
+  if (!opened || opened->size() != kMonthKeySize) {
+    return Fail(ErrorCode::kAuthenticationFailed, kMonthKeyOpenFailed);
+  }
+  auto key = crypto::AeadKey::FromBytes(std::move(*opened));
+  if (!key) return Fail(ErrorCode::kAuthenticationFailed, kMonthKeyOpenFailed);
+  return MonthKey(std::move(*key));
+}
+
+Result<std::vector<std::uint8_t>> SealDetailsUnder(const MonthKey& key, std::uint64_t key_id,
+                                                   const Details& details) {
+  if (key_id == 0 || key_id > kMaxMonthKeyId) {
+    return Fail(ErrorCode::kInvalidArgument, "audit details: month key id out of range");
+  }
+  COFFRE_ASSIGN_OR_RETURN(const crypto::SecretBytes encoded, EncodeDetails(details));
+  std::array<std::uint8_t, kKeyIdSize> id{};
+  Writer(id).U64(key_id);
+  // The key id is bound as associated data: details moved under another id do not open,
+  // even if a relay ever reused a key under two ids.
+  const std::vector<std::uint8_t> boxed =
+      crypto::AeadSeal(key.key_, kDetailsLabel, encoded.span(), id);
+  std::vector<std::uint8_t> sealed;
+  sealed.reserve(kKeyIdSize + boxed.size());
+  sealed.insert(sealed.end(), id.begin(), id.end());
+  sealed.insert(sealed.end(), boxed.begin(), boxed.end());
+  return sealed;
+}
+
+Result<std::uint64_t> SealedDetailsKeyId(std::span<const std::uint8_t> sealed) {
+  if (sealed.size() < kMinSealedDetailsSize || sealed.size() > kMaxSealedDetailsSize) {
+    return Fail(ErrorCode::kInvalidArgument, "audit details: sealed details of an impossible size");
+  }
+  std::uint64_t key_id = 0;
+  Reader in(sealed);
+  if (!in.U64(key_id) || key_id == 0 || key_id > kMaxMonthKeyId) {
+    return Fail(ErrorCode::kInvalidArgument, "audit details: month key id out of range");
+  }
+  return key_id;
+}
+
+Result<Details> OpenDetailsUnder(const MonthKey& key, std::span<const std::uint8_t> sealed) {
+  if (!SealedDetailsKeyId(sealed)) {
+    return Fail(ErrorCode::kAuthenticationFailed, kDetailsOpenFailed);
+  }
+  const auto id = sealed.first(kKeyIdSize);
+  auto encoded = crypto::AeadOpen(key.key_, kDetailsLabel, sealed.subspan(kKeyIdSize), id);
+  if (!encoded) return Fail(ErrorCode::kAuthenticationFailed, kDetailsOpenFailed);
+  return DecodeDetails(encoded->span());
 }
 
 Hash DetailsHash(std::span<const std::uint8_t> sealed) {

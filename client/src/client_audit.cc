@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -382,6 +383,41 @@ struct SelectedEntry {
   std::optional<audit::Details> opened;
 };
 
+// The month keys that open sealed details (docs/protocol.md "Sealed details"), each opened
+// once with the auditor key: one X25519 operation per month and auditor key, not per entry.
+class MonthKeyCache {
+ public:
+  explicit MonthKeyCache(const crypto::X25519KeyPair& auditor) : auditor_(auditor) {}
+
+  // The key that `sealed` names, from `page` or an earlier page; nullptr when the relay did
+  // not send it (retention destroyed it) or it does not open with the auditor key.
+  const audit::MonthKey* For(std::span<const std::uint8_t> sealed, const wire::AuditEntries& page) {
+    const auto key_id = audit::SealedDetailsKeyId(sealed);
+    if (!key_id) return nullptr;
+    if (auto known = keys_.find(*key_id); known != keys_.end()) {
+      return known->second ? &*known->second : nullptr;
+    }
+    for (const wire::AuditMonthKey& offered : page.month_keys()) {
+      if (offered.key_id() != *key_id) continue;
+      std::optional<audit::MonthKey> opened;
+      const auto& own = auditor_.public_key().bytes();
+      if (offered.auditor_key().size() == own.size() &&
+          std::equal(own.begin(), own.end(), AsBytes(offered.auditor_key()).begin())) {
+        if (auto key = audit::OpenMonthKey(auditor_, AsBytes(offered.sealed_key()))) {
+          opened = std::move(*key);
+        }
+      }
+      auto& kept = keys_[*key_id] = std::move(opened);
+      return kept ? &*kept : nullptr;
+    }
+    return nullptr;
+  }
+
+ private:
+  const crypto::X25519KeyPair& auditor_;
+  std::map<std::uint64_t, std::optional<audit::MonthKey>> keys_;  // nullopt: does not open
+};
+
 // Every entry of the relay's log below `up_to` (all when nullopt) that `filter` selects.
 Result<std::vector<SelectedEntry>> SelectEntries(Client::Impl& impl, const AuditFilter& filter,
                                                  std::optional<std::uint64_t> up_to) {
@@ -408,6 +444,8 @@ Result<std::vector<SelectedEntry>> SelectEntries(Client::Impl& impl, const Audit
     return Fail(ErrorCode::kInvalidArgument,
                 "--user needs the details of entries, which only the auditor key opens");
   }
+  std::optional<MonthKeyCache> month_keys;
+  if (auditor) month_keys.emplace(*auditor);
   std::vector<SelectedEntry> selected;
   for (std::uint64_t from = 0; !up_to || from < *up_to;) {
     wire::Request request;
@@ -436,10 +474,13 @@ Result<std::vector<SelectedEntry>> SelectEntries(Client::Impl& impl, const Audit
       out.encoded.assign(stored.entry().begin(), stored.entry().end());
       out.entry = std::move(*entry);
       out.details = !out.entry.details_hash ? "none" : stored.details_erased() ? "erased" : "sealed";
-      if (auditor && !stored.sealed_details().empty() && out.entry.details_hash &&
-          audit::DetailsHash(AsBytes(stored.sealed_details())) == *out.entry.details_hash) {
-        if (auto details = audit::OpenDetails(*auditor, AsBytes(stored.sealed_details()))) {
-          out.opened = std::move(*details);
+      const auto sealed = AsBytes(stored.sealed_details());
+      if (month_keys && !sealed.empty() && out.entry.details_hash &&
+          audit::DetailsHash(sealed) == *out.entry.details_hash) {
+        if (const audit::MonthKey* key = month_keys->For(sealed, page.audit_entries())) {
+          if (auto details = audit::OpenDetailsUnder(*key, sealed)) {
+            out.opened = std::move(*details);
+          }
         }
       }
       if (filter.user && (!out.opened || (out.opened->actor_user_id != *filter.user &&

@@ -184,6 +184,17 @@ Status ValidateAuditEntries(const v1::AuditEntries& page) {
                                      entry.sealed_details().size() <= kMaxSealedDetails,
                                  Failure::kInvalidAuditRecord));
   }
+  // Each month key serves at least one entry of the page, and is sent once.
+  COFFRE_RETURN_IF_ERROR(
+      Check(page.month_keys_size() <= page.entries_size(), Failure::kListTooLong));
+  std::set<std::uint64_t> key_ids;
+  for (const v1::AuditMonthKey& key : page.month_keys()) {
+    COFFRE_RETURN_IF_ERROR(Check(
+        key.key_id() >= 1 && key.key_id() <= kMaxAuditMonthKeyId &&
+            key.auditor_key().size() == kX25519KeySize && !key.sealed_key().empty() &&
+            key.sealed_key().size() <= kMaxSealedMonthKey && key_ids.insert(key.key_id()).second,
+        Failure::kInvalidAuditRecord));
+  }
   return Ok();
 }
 

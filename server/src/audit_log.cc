@@ -135,6 +135,19 @@ std::uint64_t AuditLog::Size() {
   return tree_.size();
 }
 
+Result<std::uint64_t> AuditLog::AddMonthKey(std::int64_t month,
+                                            std::span<const std::uint8_t> auditor_key,
+                                            std::span<const std::uint8_t> sealed_key) {
+  std::lock_guard store_lock(store_mutex_);
+  return store_->AddMonthKey(month, auditor_key, sealed_key);
+}
+
+Result<std::vector<storage::AuditMonthKeyRecord>> AuditLog::MonthKeys(
+    std::span<const std::uint64_t> key_ids) {
+  std::lock_guard store_lock(store_mutex_);
+  return store_->MonthKeys(key_ids);
+}
+
 Result<std::uint64_t> AuditLog::EraseDetailsBefore(std::int64_t before_month,
                                                    std::span<const std::int64_t> held) {
   std::lock_guard store_lock(store_mutex_);

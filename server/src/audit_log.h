@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -63,8 +64,16 @@ class AuditLog {
                                                     std::uint64_t second_size);
   std::uint64_t Size();
 
-  // Retention (decision 0016): erases sealed details of months before `before_month`
-  // except those held.
+  // Stores a sealed month key (storage::AuditStore::AddMonthKey): durable on return, before
+  // any entry sealed under it is queued. Returns its key id.
+  Result<std::uint64_t> AddMonthKey(std::int64_t month, std::span<const std::uint8_t> auditor_key,
+                                    std::span<const std::uint8_t> sealed_key);
+  // The stored month keys among `key_ids` (those retention has not deleted).
+  Result<std::vector<storage::AuditMonthKeyRecord>> MonthKeys(
+      std::span<const std::uint64_t> key_ids);
+
+  // Retention (decision 0016): erases sealed details, and deletes the month keys, of months
+  // before `before_month` except those held.
   Result<std::uint64_t> EraseDetailsBefore(std::int64_t before_month,
                                            std::span<const std::int64_t> held);
   // Legal holds as placed (decision 0018).

@@ -82,8 +82,12 @@ Result<std::unique_ptr<AuditRecorder>> AuditRecorder::Open(const std::filesystem
 }
 
 Result<std::uint64_t> AuditRecorder::ApplyRetention() {
+  const std::int64_t month = MonthOf(clock_());
+  // Only the current month seals new details: the keys of earlier ones need not stay in
+  // memory (their sealed copies on disk serve the auditor until retention destroys them).
+  ForgetMonthKeysBefore(month);
   const std::int64_t keep_from =
-      MonthOf(clock_()) - static_cast<std::int64_t>(std::max<std::uint32_t>(6, config_.retention_months));
+      month - static_cast<std::int64_t>(std::max<std::uint32_t>(6, config_.retention_months));
   COFFRE_ASSIGN_OR_RETURN(const auto held, HeldMonths());
   return log_->EraseDetailsBefore(keep_from, held);
 }
@@ -100,6 +104,31 @@ Result<std::vector<std::int64_t>> AuditRecorder::HeldMonths() {
   std::sort(held.begin(), held.end());
   held.erase(std::unique(held.begin(), held.end()), held.end());
   return held;
+}
+
+Result<std::shared_ptr<const AuditRecorder::ActiveMonthKey>> AuditRecorder::MonthKeyFor(
+    std::int64_t month, const crypto::X25519PublicKey& auditor) {
+  const MonthKeySlot slot{month, auditor.bytes()};
+  {
+    std::shared_lock lock(month_keys_mutex_);
+    if (auto found = month_keys_.find(slot); found != month_keys_.end()) return found->second;
+  }
+  std::unique_lock lock(month_keys_mutex_);
+  if (auto found = month_keys_.find(slot); found != month_keys_.end()) return found->second;
+  // Once per month and auditor key: holding the lock through one durable write keeps two
+  // callers from making two keys for the same slot.
+  audit::MonthKey key = audit::MonthKey::Generate();
+  const std::vector<std::uint8_t> sealed = audit::SealMonthKey(auditor, key);
+  COFFRE_ASSIGN_OR_RETURN(const std::uint64_t key_id,
+                          log_->AddMonthKey(month, auditor.bytes(), sealed));
+  auto active = std::make_shared<const ActiveMonthKey>(ActiveMonthKey{key_id, std::move(key)});
+  month_keys_.emplace(slot, active);
+  return active;
+}
+
+void AuditRecorder::ForgetMonthKeysBefore(std::int64_t month) {
+  std::unique_lock lock(month_keys_mutex_);
+  month_keys_.erase(month_keys_.begin(), month_keys_.lower_bound(MonthKeySlot{month, {}}));
 }
 
 Result<std::uint64_t> AuditRecorder::Record(const AuditEvent& event) {
@@ -128,9 +157,12 @@ Result<std::uint64_t> AuditRecorder::Record(const AuditEvent& event) {
   if (auditor != nullptr) {
     audit::Details details = event.details;
     if (details.actor_user_id.empty() && entry.actor) details.actor_user_id = std::string(event.user_id);
-    COFFRE_ASSIGN_OR_RETURN(record.sealed_details, audit::SealDetails(*auditor, details));
+    const std::int64_t month = MonthOf(now);
+    COFFRE_ASSIGN_OR_RETURN(const auto month_key, MonthKeyFor(month, *auditor));
+    COFFRE_ASSIGN_OR_RETURN(record.sealed_details,
+                            audit::SealDetailsUnder(month_key->key, month_key->key_id, details));
     entry.details_hash = audit::DetailsHash(record.sealed_details);
-    record.details_month = MonthOf(now);
+    record.details_month = month;
   }
   COFFRE_ASSIGN_OR_RETURN(record.entry, audit::EncodeEntry(entry));
   const audit::Hash leaf = audit::HashLeaf(record.entry);

@@ -1892,6 +1892,27 @@ void RelayService::HandleGetAuditEntries(Call& call, const wire::GetAuditEntries
     out->set_details_erased(stored.erased);
   }
   if (!page->more() && entries->size() == request.limit()) page->set_more(true);
+  AddMonthKeys(call, *page);
+}
+
+void RelayService::AddMonthKeys(Call& call, wire::AuditEntries& page) {
+  // Each month key the page's sealed details need, once: a few per page (one per month and
+  // auditor key), so they fit beside the entries' half of the frame.
+  std::vector<std::uint64_t> key_ids;
+  for (const wire::AuditLogEntry& entry : page.entries()) {
+    const auto sealed = AsBytes(entry.sealed_details());
+    if (sealed.empty()) continue;
+    if (auto key_id = audit::SealedDetailsKeyId(sealed)) key_ids.push_back(*key_id);
+  }
+  if (key_ids.empty()) return;
+  auto keys = options_.audit->log().MonthKeys(key_ids);
+  if (!keys) return SetStoreError(call, keys.error());
+  for (const storage::AuditMonthKeyRecord& key : *keys) {
+    wire::AuditMonthKey* out = page.add_month_keys();
+    out->set_key_id(key.key_id);
+    out->set_auditor_key(ToText(key.auditor_key));
+    out->set_sealed_key(ToText(key.sealed_key));
+  }
 }
 
 }  // namespace coffre::server::internal

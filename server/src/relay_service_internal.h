@@ -136,6 +136,8 @@ class RelayService final : public Service {
   void HandleBlobStatus(Call& call, const wire::BlobStatus& request);
   void HandleGetAuditCheckpoint(Call& call, const wire::GetAuditCheckpoint& request);
   void HandleGetAuditEntries(Call& call, const wire::GetAuditEntries& request);
+  // Adds to `page` the sealed month keys its entries' details need.
+  void AddMonthKeys(Call& call, wire::AuditEntries& page);
   void HandleGetAuditProof(Call& call, const wire::GetAuditProof& request);
   void HandleRecordClientEvent(Call& call, const wire::RecordClientEvent& request);
   void HandlePlaceLegalHold(Call& call, const wire::PlaceLegalHold& request);

@@ -1,6 +1,7 @@
 #include "coffre/storage/audit_store.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <utility>
 
 #include "coffre/storage/database.h"
@@ -25,6 +26,17 @@ constexpr Migration kAuditMigrations[] = {
      "  note TEXT NOT NULL,"
      "  issued_ms INTEGER NOT NULL)"},
     {2,
+     // One row per (month, auditor key) and relay run: the month key sealed to the auditor
+     // key, never in clear. AUTOINCREMENT so that a key id is never issued twice, even
+     // after retention deleted the row with the highest id (sealed details name their key
+     // by id, and copies of them outlive the row).
+     "CREATE TABLE audit_month_keys ("
+     "  key_id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  month INTEGER NOT NULL,"
+     "  auditor_key BLOB NOT NULL,"
+     "  sealed_key BLOB NOT NULL);"
+     "CREATE INDEX audit_month_keys_by_month ON audit_month_keys (month)"},
+    {3,
      // Legal holds placed by an admin and an auditor (decision 0018), as they were signed.
      "CREATE TABLE audit_legal_holds ("
      "  id INTEGER PRIMARY KEY,"
@@ -168,24 +180,99 @@ Result<std::optional<AuditCheckpointRecord>> AuditStore::CheckpointAt(std::uint6
   return ReadCheckpoint(query);
 }
 
+Result<std::uint64_t> AuditStore::AddMonthKey(std::int64_t month,
+                                              std::span<const std::uint8_t> auditor_key,
+                                              std::span<const std::uint8_t> sealed_key) {
+  if (auditor_key.empty() || sealed_key.empty()) {
+    return Fail(ErrorCode::kInvalidArgument, "audit store: empty month key");
+  }
+  COFFRE_ASSIGN_OR_RETURN(auto transaction, impl_->db->Begin());
+  COFFRE_ASSIGN_OR_RETURN(auto insert,
+                          impl_->db->Prepare("INSERT INTO audit_month_keys (month, auditor_key, "
+                                             "sealed_key) VALUES (?, ?, ?)"));
+  COFFRE_RETURN_IF_ERROR(insert.Bind(1, month));
+  COFFRE_RETURN_IF_ERROR(insert.Bind(2, auditor_key));
+  COFFRE_RETURN_IF_ERROR(insert.Bind(3, sealed_key));
+  COFFRE_ASSIGN_OR_RETURN(const bool inserted, insert.Step());
+  (void)inserted;
+  // SQLCipher 3.4 has no RETURNING: the rowid of this connection's last insert.
+  COFFRE_ASSIGN_OR_RETURN(auto last, impl_->db->Prepare("SELECT last_insert_rowid()"));
+  COFFRE_ASSIGN_OR_RETURN(const bool row, last.Step());
+  if (!row || last.ColumnInt64(0) <= 0) {
+    return Fail(ErrorCode::kDatabase, "audit store: no key id for the month key");
+  }
+  const auto key_id = static_cast<std::uint64_t>(last.ColumnInt64(0));
+  COFFRE_RETURN_IF_ERROR(transaction.Commit());
+  return key_id;
+}
+
+Result<std::vector<AuditMonthKeyRecord>> AuditStore::MonthKeys(
+    std::span<const std::uint64_t> key_ids) {
+  std::vector<std::uint64_t> ids(key_ids.begin(), key_ids.end());
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  COFFRE_ASSIGN_OR_RETURN(auto query,
+                          impl_->db->Prepare("SELECT key_id, month, auditor_key, sealed_key FROM "
+                                             "audit_month_keys WHERE key_id = ?"));
+  std::vector<AuditMonthKeyRecord> keys;
+  for (const std::uint64_t id : ids) {
+    if (id == 0 || id > static_cast<std::uint64_t>(INT64_MAX)) continue;  // never a rowid
+    COFFRE_RETURN_IF_ERROR(query.Bind(1, AsInt(id)));
+    COFFRE_ASSIGN_OR_RETURN(const bool row, query.Step());
+    if (row) {
+      AuditMonthKeyRecord key;
+      key.key_id = static_cast<std::uint64_t>(query.ColumnInt64(0));
+      key.month = query.ColumnInt64(1);
+      key.auditor_key = query.ColumnBlob(2);
+      key.sealed_key = query.ColumnBlob(3);
+      keys.push_back(std::move(key));
+    }
+    query.Reset();
+  }
+  return keys;
+}
+
+namespace {
+
+// The distinct months that `sql` (one parameter: the boundary) lists, less the held ones.
+Result<std::vector<std::int64_t>> MonthsToErase(Database& db, const char* sql,
+                                                std::int64_t before_month,
+                                                std::span<const std::int64_t> held,
+                                                std::vector<std::int64_t> months) {
+  COFFRE_ASSIGN_OR_RETURN(auto query, db.Prepare(sql));
+  COFFRE_RETURN_IF_ERROR(query.Bind(1, before_month));
+  for (;;) {
+    COFFRE_ASSIGN_OR_RETURN(const bool row, query.Step());
+    if (!row) break;
+    const std::int64_t month = query.ColumnInt64(0);
+    if (std::find(held.begin(), held.end(), month) == held.end()) months.push_back(month);
+  }
+  std::sort(months.begin(), months.end());
+  months.erase(std::unique(months.begin(), months.end()), months.end());
+  return months;
+}
+
+}  // namespace
+
 Result<std::uint64_t> AuditStore::EraseDetailsBefore(std::int64_t before_month,
                                                      std::span<const std::int64_t> held) {
-  COFFRE_ASSIGN_OR_RETURN(auto transaction, impl_->db->Begin());
-  COFFRE_ASSIGN_OR_RETURN(auto months,
-                          impl_->db->Prepare("SELECT DISTINCT details_month FROM audit_entries "
-                                             "WHERE details IS NOT NULL AND details_month < ?"));
-  COFFRE_RETURN_IF_ERROR(months.Bind(1, before_month));
-  std::vector<std::int64_t> to_erase;
-  for (;;) {
-    COFFRE_ASSIGN_OR_RETURN(const bool row, months.Step());
-    if (!row) break;
-    const std::int64_t month = months.ColumnInt64(0);
-    if (std::find(held.begin(), held.end(), month) == held.end()) to_erase.push_back(month);
-  }
+  Database& db = *impl_->db;
+  COFFRE_ASSIGN_OR_RETURN(auto transaction, db.Begin());
+  COFFRE_ASSIGN_OR_RETURN(auto with_details,
+                          MonthsToErase(db,
+                                        "SELECT DISTINCT details_month FROM audit_entries "
+                                        "WHERE details IS NOT NULL AND details_month < ?",
+                                        before_month, held, {}));
+  COFFRE_ASSIGN_OR_RETURN(const auto to_erase,
+                          MonthsToErase(db,
+                                        "SELECT DISTINCT month FROM audit_month_keys "
+                                        "WHERE month < ?",
+                                        before_month, held, std::move(with_details)));
   COFFRE_ASSIGN_OR_RETURN(auto erase,
-                          impl_->db->Prepare("UPDATE audit_entries SET details = NULL, erased = 1 "
-                                             "WHERE details IS NOT NULL AND details_month = ?"));
-  COFFRE_ASSIGN_OR_RETURN(auto changes, impl_->db->Prepare("SELECT changes()"));
+                          db.Prepare("UPDATE audit_entries SET details = NULL, erased = 1 "
+                                     "WHERE details IS NOT NULL AND details_month = ?"));
+  COFFRE_ASSIGN_OR_RETURN(auto shred, db.Prepare("DELETE FROM audit_month_keys WHERE month = ?"));
+  COFFRE_ASSIGN_OR_RETURN(auto changes, db.Prepare("SELECT changes()"));
   std::uint64_t erased = 0;
   for (const std::int64_t month : to_erase) {
     COFFRE_RETURN_IF_ERROR(erase.Bind(1, month));
@@ -195,8 +282,20 @@ Result<std::uint64_t> AuditStore::EraseDetailsBefore(std::int64_t before_month,
     COFFRE_ASSIGN_OR_RETURN(const bool counted, changes.Step());
     if (counted) erased += static_cast<std::uint64_t>(changes.ColumnInt64(0));
     changes.Reset();
+    // Destroying the month's keys is what makes the erasure final: any copy of its sealed
+    // details left elsewhere (a backup, an export) can no longer be opened.
+    COFFRE_RETURN_IF_ERROR(shred.Bind(1, month));
+    COFFRE_ASSIGN_OR_RETURN(const bool shredded, shred.Step());
+    (void)shredded;
+    shred.Reset();
   }
   COFFRE_RETURN_IF_ERROR(transaction.Commit());
+  if (!to_erase.empty()) {
+    // secure_delete zeroes the freed pages in audit.db, but the old pages stay in the
+    // write-ahead log until a checkpoint: move them out now rather than at the next close.
+    // A reader that holds the log open can stop it; the next run tries again.
+    (void)db.Execute("PRAGMA wal_checkpoint(TRUNCATE)");
+  }
   return erased;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "coffre/crypto/random.h"
+#include "coffre/crypto/sealed_box.h"
 #include "coffre/crypto/signature.h"
 #include "coffre/crypto/x25519.h"
 
@@ -384,26 +385,136 @@ TEST(DetailsTest, MalformedDetailsAreRefused) {
   refused([](Details& d) { d.reason = "\xC3"; });
 }
 
-TEST(DetailsTest, SealedDetailsOpenOnlyForTheAuditor) {
-  const crypto::X25519KeyPair auditor = crypto::X25519KeyPair::Generate();
-  const crypto::X25519KeyPair other = crypto::X25519KeyPair::Generate();
-  const auto sealed = SealDetails(auditor.public_key(), FullDetails());
+constexpr std::uint64_t kKeyId = 0x0102030405060708;
+
+TEST(SealedDetailsTest, RoundTripUnderTheMonthKey) {
+  const MonthKey key = MonthKey::Generate();
+  const auto sealed = SealDetailsUnder(key, kKeyId, FullDetails());
   ASSERT_TRUE(sealed.has_value());
-  const auto opened = OpenDetails(auditor, *sealed);
-  ASSERT_TRUE(opened.has_value());
+  EXPECT_EQ(sealed->size(), kSealedDetailsOverhead + EncodeDetails(FullDetails())->size());
+  // The key id comes first, big-endian, readable without the key.
+  EXPECT_EQ(Bytes(sealed->begin(), sealed->begin() + 8), (Bytes{1, 2, 3, 4, 5, 6, 7, 8}));
+  const auto key_id = SealedDetailsKeyId(*sealed);
+  ASSERT_TRUE(key_id.has_value());
+  EXPECT_EQ(*key_id, kKeyId);
+  const auto opened = OpenDetailsUnder(key, *sealed);
+  ASSERT_TRUE(opened.has_value()) << opened.error().context();
   EXPECT_EQ(*opened, FullDetails());
-  ExpectCode(OpenDetails(other, *sealed), ErrorCode::kAuthenticationFailed);
+  // Empty details (every field absent) seal and open too: the shortest sealed details.
+  const auto empty = SealDetailsUnder(key, 1, Details{});
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_EQ(empty->size(), kMinSealedDetailsSize);
+  EXPECT_EQ(*OpenDetailsUnder(key, *empty), Details{});
+}
+
+TEST(SealedDetailsTest, SealingIsRandomised) {
+  const MonthKey key = MonthKey::Generate();
+  const auto first = SealDetailsUnder(key, kKeyId, FullDetails());
+  const auto again = SealDetailsUnder(key, kKeyId, FullDetails());
+  ASSERT_TRUE(first && again);
+  EXPECT_NE(*again, *first);
+  EXPECT_NE(DetailsHash(*again), DetailsHash(*first));
+}
+
+TEST(SealedDetailsTest, OpenFailsUnderAnotherKey) {
+  const MonthKey key = MonthKey::Generate();
+  const auto sealed = SealDetailsUnder(key, kKeyId, FullDetails());
+  ASSERT_TRUE(sealed.has_value());
+  ExpectCode(OpenDetailsUnder(MonthKey::Generate(), *sealed), ErrorCode::kAuthenticationFailed);
+}
+
+TEST(SealedDetailsTest, OpenFailsIfAnyByteChanges) {
+  const MonthKey key = MonthKey::Generate();
+  const auto sealed = SealDetailsUnder(key, kKeyId, FullDetails());
+  ASSERT_TRUE(sealed.has_value());
+  std::string context;
   for (std::size_t i = 0; i < sealed->size(); ++i) {
     Bytes changed = *sealed;
     changed[i] ^= 0x01;
-    ExpectCode(OpenDetails(auditor, changed), ErrorCode::kAuthenticationFailed);
+    const auto opened = OpenDetailsUnder(key, changed);
+    ASSERT_FALSE(opened.has_value()) << i;
+    EXPECT_EQ(opened.error().code(), ErrorCode::kAuthenticationFailed) << i;
+    // One context for every failure: no oracle on what was wrong.
+    if (i == 0) context = opened.error().context();
+    EXPECT_EQ(opened.error().context(), context) << i;
   }
-  ExpectCode(OpenDetails(auditor, std::span(*sealed).first(sealed->size() - 1)),
+}
+
+TEST(SealedDetailsTest, OpenFailsUnderAnotherKeyId) {
+  const MonthKey key = MonthKey::Generate();
+  const auto sealed = SealDetailsUnder(key, kKeyId, FullDetails());
+  ASSERT_TRUE(sealed.has_value());
+  // The key id is bound as associated data: the right key does not open details that name
+  // another id.
+  Bytes moved = *sealed;
+  moved[7] = 0x09;
+  ASSERT_EQ(*SealedDetailsKeyId(moved), kKeyId + 1);
+  ExpectCode(OpenDetailsUnder(key, moved), ErrorCode::kAuthenticationFailed);
+}
+
+TEST(SealedDetailsTest, TruncatedOrOverlongInputsAreRefused) {
+  const MonthKey key = MonthKey::Generate();
+  const auto sealed = SealDetailsUnder(key, kKeyId, FullDetails());
+  ASSERT_TRUE(sealed.has_value());
+  for (std::size_t size = 0; size < sealed->size(); ++size) {
+    const auto truncated = std::span(*sealed).first(size);
+    ExpectCode(OpenDetailsUnder(key, truncated), ErrorCode::kAuthenticationFailed);
+    if (size < kMinSealedDetailsSize) {
+      ExpectCode(SealedDetailsKeyId(truncated), ErrorCode::kInvalidArgument);
+    }
+  }
+  Bytes longer = *sealed;
+  longer.push_back(0);
+  ExpectCode(OpenDetailsUnder(key, longer), ErrorCode::kAuthenticationFailed);
+  Bytes too_long(kMaxSealedDetailsSize + 1, 0x01);
+  ExpectCode(SealedDetailsKeyId(too_long), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(SealedDetailsKeyId(std::span(too_long).first(kMaxSealedDetailsSize)));
+}
+
+TEST(SealedDetailsTest, KeyIdsOutsideTheRowidRangeAreRefused) {
+  const MonthKey key = MonthKey::Generate();
+  ExpectCode(SealDetailsUnder(key, 0, FullDetails()), ErrorCode::kInvalidArgument);
+  ExpectCode(SealDetailsUnder(key, kMaxMonthKeyId + 1, FullDetails()), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(SealDetailsUnder(key, kMaxMonthKeyId, FullDetails()));
+  Bytes zero(kMinSealedDetailsSize, 0);
+  ExpectCode(SealedDetailsKeyId(zero), ErrorCode::kInvalidArgument);
+  Bytes top(kMinSealedDetailsSize, 0);
+  top[0] = 0x80;
+  ExpectCode(SealedDetailsKeyId(top), ErrorCode::kInvalidArgument);
+  // Details outside their form are refused before anything is sealed.
+  Details bad = FullDetails();
+  bad.actor_user_id = "Alice";
+  ExpectCode(SealDetailsUnder(key, kKeyId, bad), ErrorCode::kInvalidArgument);
+}
+
+TEST(MonthKeyTest, OpensOnlyForTheAuditorAndSealsTheSameDetails) {
+  const crypto::X25519KeyPair auditor = crypto::X25519KeyPair::Generate();
+  const MonthKey key = MonthKey::Generate();
+  const Bytes sealed_key = SealMonthKey(auditor.public_key(), key);
+  const Bytes sealed = *SealDetailsUnder(key, kKeyId, FullDetails());
+  const auto opened_key = OpenMonthKey(auditor, sealed_key);
+  ASSERT_TRUE(opened_key.has_value());
+  EXPECT_EQ(*OpenDetailsUnder(*opened_key, sealed), FullDetails());
+  ExpectCode(OpenMonthKey(crypto::X25519KeyPair::Generate(), sealed_key),
              ErrorCode::kAuthenticationFailed);
-  // Sealing is randomised: the same details seal to other bytes, with another hash.
-  const auto again = SealDetails(auditor.public_key(), FullDetails());
-  EXPECT_NE(*again, *sealed);
-  EXPECT_NE(DetailsHash(*again), DetailsHash(*sealed));
+  for (std::size_t i = 0; i < sealed_key.size(); ++i) {
+    Bytes changed = sealed_key;
+    changed[i] ^= 0x01;
+    ExpectCode(OpenMonthKey(auditor, changed), ErrorCode::kAuthenticationFailed);
+  }
+  for (std::size_t size = 0; size < sealed_key.size(); ++size) {
+    ExpectCode(OpenMonthKey(auditor, std::span(sealed_key).first(size)),
+               ErrorCode::kAuthenticationFailed);
+  }
+  // A box under the month-key label that holds anything but 32 bytes is no month key.
+  const Bytes short_key(31, 0x42);
+  ExpectCode(OpenMonthKey(auditor, crypto::SealToPublicKey(auditor.public_key(),
+                                                           "coffre/audit-month-key/v1", short_key)),
+             ErrorCode::kAuthenticationFailed);
+  // A box under another label is refused even if it holds 32 bytes.
+  const Bytes other_label =
+      crypto::SealToPublicKey(auditor.public_key(), "coffre/audit-details/v1", Bytes(32, 0x42));
+  ExpectCode(OpenMonthKey(auditor, other_label), ErrorCode::kAuthenticationFailed);
 }
 
 TEST(DetailsTest, HashIsTheDocumentedLabelledBlake2b) {
@@ -421,8 +532,7 @@ TEST(DetailsTest, HashIsTheDocumentedLabelledBlake2b) {
 // The point of the design: the entry commits to the sealed details' hash, so erasing the
 // details leaves the entry, its leaf hash and every proof as they were.
 TEST(DetailsTest, EntryCommitsToTheSealedDetailsOnly) {
-  const crypto::X25519KeyPair auditor = crypto::X25519KeyPair::Generate();
-  const Bytes sealed = *SealDetails(auditor.public_key(), FullDetails());
+  const Bytes sealed = *SealDetailsUnder(MonthKey::Generate(), kKeyId, FullDetails());
   Entry entry = FullEntry();
   entry.details_hash = DetailsHash(sealed);
   const Bytes encoded = *EncodeEntry(entry);

@@ -1,8 +1,9 @@
 // Writes the seed corpus of the audit module's fuzz targets under the directory given
 // (normally tests/fuzz/corpus): entries and details, checkpoints signed with the fixed log
 // key of audit_fuzz_inputs.h, and proofs of its fixed tree. Every seed is deterministic
-// (Ed25519 signatures are), so running it again rewrites the same files; run it when a
-// format or a target's input layout changes:
+// (Ed25519 signatures are), so running it again rewrites the same files, except the sealed
+// details and sealed month key (sealing draws a fresh key and nonce, so they change on
+// every run and any run's serve); run it when a format or a target's input layout changes:
 //
 //   cmake --build BUILD --target fuzz_audit_seed_corpus_tool &&
 //   BUILD/tests/fuzz/fuzz_audit_seed_corpus_tool tests/fuzz/corpus
@@ -20,6 +21,7 @@
 #include "coffre/audit/checkpoint.h"
 #include "coffre/audit/entry.h"
 #include "coffre/audit/merkle.h"
+#include "coffre/crypto/x25519.h"
 
 namespace coffre::fuzz {
 namespace {
@@ -80,6 +82,13 @@ void WriteEntries(const std::filesystem::path& root) {
   details.reason = "not a member";
   const crypto::SecretBytes encoded = Must(audit::EncodeDetails(details), "details");
   Write(root, "audit_entry_fuzz", "details", encoded.span());
+  // Sealed details as the relay sends them (under a month key made here, so they reach
+  // the key id reader and the failure path of opening), and a sealed month key.
+  const audit::MonthKey month_key = audit::MonthKey::Generate();
+  Write(root, "audit_entry_fuzz", "sealed-details",
+        Must(audit::SealDetailsUnder(month_key, 42, details), "sealed details"));
+  Write(root, "audit_entry_fuzz", "sealed-month-key",
+        audit::SealMonthKey(crypto::X25519KeyPair::Generate().public_key(), month_key));
 }
 
 void WriteCheckpoints(const std::filesystem::path& root) {

@@ -760,6 +760,79 @@ TEST(ValidateResponseTest, InvalidResponsesAreRefused) {
   }
 }
 
+// An audit page with two entries and the month keys of `fill`.
+v1::Frame AuditPage(const std::function<void(v1::AuditEntries&)>& fill) {
+  return ResponseFrame([&](v1::Response& r) {
+    v1::AuditEntries* page = r.mutable_audit_entries();
+    for (int i = 0; i < 2; ++i) {
+      v1::AuditLogEntry* entry = page->add_entries();
+      entry->set_index(static_cast<std::uint64_t>(i));
+      entry->set_entry(Filled(60));
+    }
+    fill(*page);
+  });
+}
+
+void AddMonthKey(v1::AuditEntries& page, std::uint64_t key_id) {
+  v1::AuditMonthKey* key = page.add_month_keys();
+  key->set_key_id(key_id);
+  key->set_auditor_key(Filled(32));
+  key->set_sealed_key(Filled(107));
+}
+
+TEST(ValidateResponseTest, AuditMonthKeysAreWellFormedUniqueAndNoMoreThanEntries) {
+  EXPECT_TRUE(ParseRelayFrame(Serialize(AuditPage([](v1::AuditEntries& page) {
+                AddMonthKey(page, 1);
+                AddMonthKey(page, (std::uint64_t{1} << 63) - 1);
+              }))).has_value());
+  struct Case {
+    const char* name;
+    std::function<void(v1::AuditEntries&)> fill;
+    Failure failure;
+  };
+  const std::vector<Case> cases = {
+      {"key id 0", [](v1::AuditEntries& p) { AddMonthKey(p, 0); }, Failure::kInvalidAuditRecord},
+      {"key id beyond 2^63 - 1",
+       [](v1::AuditEntries& p) { AddMonthKey(p, std::uint64_t{1} << 63); },
+       Failure::kInvalidAuditRecord},
+      {"the same key twice",
+       [](v1::AuditEntries& p) {
+         AddMonthKey(p, 5);
+         AddMonthKey(p, 5);
+       },
+       Failure::kInvalidAuditRecord},
+      {"auditor key of 31 bytes",
+       [](v1::AuditEntries& p) {
+         AddMonthKey(p, 5);
+         p.mutable_month_keys(0)->set_auditor_key(Filled(31));
+       },
+       Failure::kInvalidAuditRecord},
+      {"empty sealed key",
+       [](v1::AuditEntries& p) {
+         AddMonthKey(p, 5);
+         p.mutable_month_keys(0)->clear_sealed_key();
+       },
+       Failure::kInvalidAuditRecord},
+      {"sealed key too long",
+       [](v1::AuditEntries& p) {
+         AddMonthKey(p, 5);
+         p.mutable_month_keys(0)->set_sealed_key(Filled(kMaxSealedMonthKey + 1));
+       },
+       Failure::kInvalidAuditRecord},
+      {"more keys than entries",
+       [](v1::AuditEntries& p) {
+         for (std::uint64_t id = 1; id <= 3; ++id) AddMonthKey(p, id);
+       },
+       Failure::kListTooLong},
+  };
+  for (const Case& c : cases) {
+    Result<v1::Frame> frame = ParseRelayFrame(Serialize(AuditPage(c.fill)));
+    EXPECT_TRUE(FailedWith(frame, c.failure))
+        << c.name << ": expected \"" << InfoOf(c.failure).message << "\", got \"" << Describe(frame)
+        << "\"";
+  }
+}
+
 TEST(ValidatePushTest, PushesAreCheckedLikeResponses) {
   v1::Frame frame;
   frame.set_version(kProtocolVersion);

@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include "coffre/audit/checkpoint.h"
 #include "coffre/audit/entry.h"
 #include "coffre/audit/merkle.h"
 #include "coffre/audit/signed_note.h"
+#include "coffre/storage/database.h"
 #include "server/relay_harness.h"
 #include "server/team_fixture.h"
 #include "server/temp_dir.h"
@@ -269,6 +271,39 @@ class RelayAuditRetentionTest : public ::testing::Test {
     return entries ? *entries : std::vector<storage::AuditStoredEntry>{};
   }
 
+  // The month keys the relay still stores for `entries`' sealed details.
+  std::vector<storage::AuditMonthKeyRecord> MonthKeysOf(
+      const std::vector<storage::AuditStoredEntry>& entries) {
+    std::vector<std::uint64_t> ids;
+    for (const auto& stored : entries) {
+      if (!stored.sealed_details) continue;
+      auto id = audit::SealedDetailsKeyId(*stored.sealed_details);
+      EXPECT_TRUE(id);
+      if (id) ids.push_back(*id);
+    }
+    auto keys = relay_->audit()->log().MonthKeys(ids);
+    EXPECT_TRUE(keys);
+    return keys ? *keys : std::vector<storage::AuditMonthKeyRecord>{};
+  }
+
+  // `sealed` opened as `auditor` would: the month key it names, from `keys`, opened with the
+  // auditor key, then the details. nullopt when any step fails.
+  static std::optional<audit::Details> Open(const std::vector<std::uint8_t>& sealed,
+                                            const std::vector<storage::AuditMonthKeyRecord>& keys,
+                                            const crypto::X25519KeyPair& auditor) {
+    auto id = audit::SealedDetailsKeyId(sealed);
+    if (!id) return std::nullopt;
+    for (const auto& record : keys) {
+      if (record.key_id != *id) continue;
+      auto key = audit::OpenMonthKey(auditor, record.sealed_key);
+      if (!key) return std::nullopt;
+      auto details = audit::OpenDetailsUnder(*key, sealed);
+      if (!details) return std::nullopt;
+      return *details;
+    }
+    return std::nullopt;
+  }
+
   TempDir dir_;
   crypto::X25519KeyPair auditor_ = crypto::X25519KeyPair::Generate();
   TestUser alice_{"alice"};
@@ -279,24 +314,33 @@ TEST_F(RelayAuditRetentionTest, DetailsAreErasedAfterRetentionAndEveryProofStays
   Start({});
   const auto before = Entries();
   ASSERT_FALSE(before.empty());
-  // Details are sealed to the auditor: the login names alice, for the auditor only.
+  // Details are sealed under a month key that only the auditor opens: the login names
+  // alice, for the auditor only. One key serves the whole month.
+  const auto keys = MonthKeysOf(before);
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_EQ(keys[0].month, CurrentMonth());
+  EXPECT_TRUE(std::equal(keys[0].auditor_key.begin(), keys[0].auditor_key.end(),
+                         auditor_.public_key().bytes().begin(),
+                         auditor_.public_key().bytes().end()));
+  EXPECT_FALSE(audit::OpenMonthKey(crypto::X25519KeyPair::Generate(), keys[0].sealed_key));
   bool found_alice = false;
   for (const auto& stored : before) {
     ASSERT_TRUE(stored.sealed_details.has_value());
-    auto details = audit::OpenDetails(auditor_, *stored.sealed_details);
-    ASSERT_TRUE(details) << details.error().context();
+    auto details = Open(*stored.sealed_details, keys, auditor_);
+    ASSERT_TRUE(details);
     found_alice |= details->actor_user_id == "alice" || details->subject_user_id == "alice";
-    EXPECT_FALSE(audit::OpenDetails(crypto::X25519KeyPair::Generate(), *stored.sealed_details));
   }
   EXPECT_TRUE(found_alice);
   auto checkpoint = relay_->audit()->log().Checkpoint(/*fresh=*/true);
   ASSERT_TRUE(checkpoint);
 
-  // Eight months later, with six months of retention: the details go, nothing else.
+  // Eight months later, with six months of retention: the details and their month key go,
+  // nothing else.
   relay_->AdvanceClock(std::chrono::hours(24 * 31 * 8));
   auto erased = relay_->audit()->ApplyRetention();
   ASSERT_TRUE(erased);
   EXPECT_EQ(*erased, before.size());
+  EXPECT_TRUE(MonthKeysOf(before).empty());
   const auto after = Entries();
   ASSERT_EQ(after.size(), before.size());
   auto verifier = audit::NoteVerifier::FromVerifierKey(relay_->audit()->VerifierKey());
@@ -320,7 +364,55 @@ TEST_F(RelayAuditRetentionTest, DetailsAreErasedAfterRetentionAndEveryProofStays
   }
 }
 
-TEST_F(RelayAuditRetentionTest, LegalHoldKeepsTheDetailsOfItsMonths) {
+// Crypto-shredding: copies of the sealed details made before retention (an old export, an
+// old backup) no longer open with anything a backup of audit.db taken after retention holds.
+TEST_F(RelayAuditRetentionTest, ABackupAfterRetentionOpensNoErasedDetails) {
+  Start({});
+  const auto before = Entries();
+  ASSERT_FALSE(before.empty());
+  relay_->AdvanceClock(std::chrono::hours(24 * 31 * 8));
+  ASSERT_TRUE(relay_->audit()->ApplyRetention());
+  // The log goes on: this month's login is sealed under a new key, which the backup holds.
+  {
+    auto client = RelayClient::Connect(relay_->port());
+    ASSERT_NE(client, nullptr);
+    ASSERT_FALSE(client->Login("alice", alice_.device(1), relay_->relay_identity()).empty());
+  }
+  relay_->Stop();
+  std::vector<storage::AuditMonthKeyRecord> backup_keys;
+  std::int64_t details_left = -1;
+  ASSERT_TRUE(relay_->EditAuditStore([&](storage::Database& db) {
+    auto rows = db.Prepare("SELECT key_id, sealed_key FROM audit_month_keys");
+    ASSERT_TRUE(rows);
+    for (;;) {
+      auto row = rows->Step();
+      ASSERT_TRUE(row);
+      if (!*row) break;
+      storage::AuditMonthKeyRecord key;
+      key.key_id = static_cast<std::uint64_t>(rows->ColumnInt64(0));
+      key.sealed_key = rows->ColumnBlob(1);
+      backup_keys.push_back(std::move(key));
+    }
+    auto count = db.Prepare("SELECT count(*) FROM audit_entries WHERE details IS NOT NULL");
+    ASSERT_TRUE(count && *count->Step());
+    details_left = count->ColumnInt64(0);
+  }));
+  EXPECT_EQ(details_left, 1);  // the login after retention
+  ASSERT_EQ(backup_keys.size(), 1u);
+  for (const auto& stored : before) {
+    ASSERT_TRUE(stored.sealed_details.has_value());
+    EXPECT_FALSE(Open(*stored.sealed_details, backup_keys, auditor_));
+    // Not with any key the backup holds, whatever id it is filed under.
+    for (const auto& key : backup_keys) {
+      auto opened = audit::OpenMonthKey(auditor_, key.sealed_key);
+      if (opened) {
+        EXPECT_FALSE(audit::OpenDetailsUnder(*opened, *stored.sealed_details));
+      }
+    }
+  }
+}
+
+TEST_F(RelayAuditRetentionTest, LegalHoldKeepsTheDetailsAndTheKeyOfItsMonths) {
   Start({CurrentMonth()});
   const auto before = Entries();
   ASSERT_FALSE(before.empty());
@@ -328,10 +420,32 @@ TEST_F(RelayAuditRetentionTest, LegalHoldKeepsTheDetailsOfItsMonths) {
   auto erased = relay_->audit()->ApplyRetention();
   ASSERT_TRUE(erased);
   EXPECT_EQ(*erased, 0u);
-  for (const auto& stored : Entries()) {
+  const auto after = Entries();
+  const auto keys = MonthKeysOf(after);
+  ASSERT_EQ(keys.size(), 1u);
+  for (const auto& stored : after) {
     EXPECT_FALSE(stored.erased);
     ASSERT_TRUE(stored.sealed_details.has_value());
-    EXPECT_TRUE(audit::OpenDetails(auditor_, *stored.sealed_details));
+    EXPECT_TRUE(Open(*stored.sealed_details, keys, auditor_));
+  }
+}
+
+TEST_F(RelayAuditRetentionTest, ARestartSealsUnderANewKeyAndEarlierDetailsStillOpen) {
+  Start({});
+  const std::size_t first_run = Entries().size();
+  relay_->Stop();
+  ASSERT_TRUE(relay_->Start());
+  auto client = RelayClient::Connect(relay_->port());
+  ASSERT_NE(client, nullptr);
+  ASSERT_FALSE(client->Login("alice", alice_.device(1), relay_->relay_identity()).empty());
+  const auto entries = Entries();
+  ASSERT_GT(entries.size(), first_run);
+  const auto keys = MonthKeysOf(entries);
+  ASSERT_EQ(keys.size(), 2u);  // the same month, a key per run
+  EXPECT_EQ(keys[0].month, keys[1].month);
+  for (const auto& stored : entries) {
+    ASSERT_TRUE(stored.sealed_details.has_value());
+    EXPECT_TRUE(Open(*stored.sealed_details, keys, auditor_));
   }
 }
 

@@ -1,5 +1,6 @@
 // The relay's audit store: append order and durability across reopen, entries and leaf
-// hashes read back, checkpoints, and retention erasing details (not entries) outside holds.
+// hashes read back, checkpoints, sealed month keys, and retention erasing details and
+// destroying month keys (not entries) outside holds.
 #include "coffre/storage/audit_store.h"
 
 #include <gtest/gtest.h>
@@ -17,6 +18,18 @@ AuditAppend Record(std::uint8_t tag, std::int64_t month, bool with_details = tru
   if (with_details) record.sealed_details = std::vector<std::uint8_t>(60, static_cast<std::uint8_t>(tag ^ 0xFF));
   record.details_month = month;
   return record;
+}
+
+// Stand-ins for an auditor key and a sealed month key: the store keeps bytes.
+std::vector<std::uint8_t> AuditorKey(std::uint8_t tag) { return std::vector<std::uint8_t>(32, tag); }
+std::vector<std::uint8_t> SealedKey(std::int64_t month) {
+  return std::vector<std::uint8_t>(107, static_cast<std::uint8_t>(month));
+}
+
+std::vector<std::int64_t> MonthsOf(const std::vector<AuditMonthKeyRecord>& keys) {
+  std::vector<std::int64_t> months;
+  for (const auto& key : keys) months.push_back(key.month);
+  return months;
 }
 
 class AuditStoreTest : public ::testing::Test {
@@ -117,6 +130,74 @@ TEST_F(AuditStoreTest, RetentionErasesDetailsOutsideHeldMonthsAndKeepsEntries) {
   auto later = store->EraseDetailsBefore(13, {});
   ASSERT_TRUE(later);
   EXPECT_EQ(*later, 1u);
+}
+
+TEST_F(AuditStoreTest, MonthKeysAreStoredDurablyWithIdsThatGrow) {
+  std::vector<std::uint64_t> ids;
+  {
+    auto store = OpenStore();
+    ASSERT_TRUE(store);
+    for (const std::int64_t month : {10, 10, 11}) {
+      auto id = store->AddMonthKey(month, AuditorKey(static_cast<std::uint8_t>(ids.size())),
+                                   SealedKey(month));
+      ASSERT_TRUE(id) << id.error().context();
+      EXPECT_GE(*id, 1u);
+      if (!ids.empty()) {
+        EXPECT_GT(*id, ids.back());
+      }
+      ids.push_back(*id);
+    }
+    EXPECT_FALSE(store->AddMonthKey(12, {}, SealedKey(12)));
+  }
+  auto store = OpenStore();
+  ASSERT_TRUE(store);
+  // Asked in any order, with repeats and an id never issued: each stored key once, by id.
+  const std::vector<std::uint64_t> asked = {ids[2], ids[0], ids[2], 999, 0};
+  auto keys = store->MonthKeys(asked);
+  ASSERT_TRUE(keys);
+  ASSERT_EQ(keys->size(), 2u);
+  EXPECT_EQ((*keys)[0].key_id, ids[0]);
+  EXPECT_EQ((*keys)[0].month, 10);
+  EXPECT_EQ((*keys)[0].auditor_key, AuditorKey(0));
+  EXPECT_EQ((*keys)[0].sealed_key, SealedKey(10));
+  EXPECT_EQ((*keys)[1].key_id, ids[2]);
+  EXPECT_EQ((*keys)[1].month, 11);
+}
+
+TEST_F(AuditStoreTest, RetentionDestroysTheMonthKeysOfErasedMonthsOnly) {
+  auto store = OpenStore();
+  ASSERT_TRUE(store);
+  std::vector<std::uint64_t> ids;
+  for (const std::int64_t month : {10, 11, 12, 13}) {
+    auto id = store->AddMonthKey(month, AuditorKey(1), SealedKey(month));
+    ASSERT_TRUE(id);
+    ids.push_back(*id);
+  }
+  // A month whose key is left but whose details are all gone (or never were) still loses
+  // its key: month 12 has no entry here.
+  const std::vector<AuditAppend> records = {Record(1, 10), Record(2, 11), Record(4, 13)};
+  ASSERT_TRUE(store->Append(records));
+  const std::vector<std::int64_t> held = {11};
+  auto erased = store->EraseDetailsBefore(13, held);
+  ASSERT_TRUE(erased);
+  EXPECT_EQ(*erased, 1u);
+  auto keys = store->MonthKeys(ids);
+  ASSERT_TRUE(keys);
+  EXPECT_EQ(MonthsOf(*keys), (std::vector<std::int64_t>{11, 13}));
+  // The hold lifted: month 11 goes, key and details. A new key never takes a shredded id.
+  ASSERT_TRUE(store->EraseDetailsBefore(14, {}));
+  keys = store->MonthKeys(ids);
+  ASSERT_TRUE(keys);
+  EXPECT_TRUE(keys->empty());
+  auto next = store->AddMonthKey(14, AuditorKey(1), SealedKey(14));
+  ASSERT_TRUE(next);
+  EXPECT_GT(*next, ids.back());
+  auto entries = store->Entries(0, 10);
+  ASSERT_TRUE(entries);
+  for (const auto& entry : *entries) {
+    EXPECT_TRUE(entry.erased);
+    EXPECT_FALSE(entry.sealed_details.has_value());
+  }
 }
 
 }  // namespace

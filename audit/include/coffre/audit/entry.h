@@ -14,9 +14,10 @@
 // (document opened, document exported), whose signed statement the entry carries whole.
 //
 // Who did what is recorded as pseudonyms and ids; the names, address, user agent and
-// reason (Details) are sealed to the auditor's X25519 key, and the entry commits only to
-// the hash of the sealed bytes. Erasing the sealed details at the end of retention thus
-// leaves every entry, leaf and proof valid.
+// reason (Details) are sealed under a month key that only the auditor's X25519 key opens,
+// and the entry commits only to the hash of the sealed bytes. Erasing the sealed details
+// and destroying the month key at the end of retention thus leaves every entry, leaf and
+// proof valid.
 #ifndef COFFRE_AUDIT_ENTRY_H_
 #define COFFRE_AUDIT_ENTRY_H_
 
@@ -27,11 +28,13 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "coffre/audit/client_event.h"
 #include "coffre/audit/merkle.h"
 #include "coffre/base/result.h"
+#include "coffre/crypto/aead.h"
 #include "coffre/crypto/secret_bytes.h"
 #include "coffre/crypto/x25519.h"
 
@@ -162,15 +165,78 @@ Result<crypto::SecretBytes> EncodeDetails(const Details& details);
 // anything EncodeDetails would not write.
 Result<Details> DecodeDetails(std::span<const std::uint8_t> bytes);
 
-// `details` sealed to the auditor's key (crypto::SealToPublicKey, label
-// "coffre/audit-details/v1"). Fails as EncodeDetails does.
-Result<std::vector<std::uint8_t>> SealDetails(const crypto::X25519PublicKey& auditor,
-                                              const Details& details);
-// The details in a box sealed by SealDetails to `auditor`. Fails with kAuthenticationFailed
-// (one context) when the box does not open under this key and label, and as DecodeDetails
-// does when what it holds is not a valid encoding.
-Result<Details> OpenDetails(const crypto::X25519KeyPair& auditor,
-                            std::span<const std::uint8_t> sealed);
+// --- Month keys (crypto-shredding) -------------------------------------------------------------
+//
+// Details are sealed with XChaCha20-Poly1305 under a random key per (month, auditor key),
+// which the relay keeps in memory and persists only sealed to the auditor key. Retention
+// deletes the sealed month key with the details: once it is gone no copy of the sealed
+// details (a backup, an old export) opens any more, and one AEAD per entry replaces an X25519
+// operation per entry. docs/protocol.md "Sealed details" has the formats.
+
+inline constexpr std::size_t kMonthKeySize = 32;
+// Key ids are SQLite rowids: 1 .. 2^63 - 1.
+inline constexpr std::uint64_t kMaxMonthKeyId = (std::uint64_t{1} << 63) - 1;
+// key id (8) || nonce (24) || ciphertext || tag (16).
+inline constexpr std::size_t kSealedDetailsOverhead = 8 + 24 + 16;
+// The shortest and longest encodings of Details (every field empty; every field at its
+// limit), and so of sealed details.
+inline constexpr std::size_t kMinDetailsSize = 1 + 1 + 1 + 1 + 2 + 2;
+inline constexpr std::size_t kMaxDetailsSize =
+    kMinDetailsSize + 2 * kMaxDetailsUserIdSize + kMaxDetailsAddressSize + 2 * kMaxDetailsTextSize;
+inline constexpr std::size_t kMinSealedDetailsSize = kSealedDetailsOverhead + kMinDetailsSize;
+inline constexpr std::size_t kMaxSealedDetailsSize = kSealedDetailsOverhead + kMaxDetailsSize;
+
+// The key that seals one month's details for one auditor key: an XChaCha20-Poly1305 key of
+// its own type, so that it cannot be passed where another key is expected. Move-only; the
+// bytes are wiped when it is destroyed. A moved-from MonthKey must not be used.
+class MonthKey {
+ public:
+  // A fresh key from the operating system's random source. Never fails.
+  static MonthKey Generate() { return MonthKey(crypto::AeadKey::Generate()); }
+
+  MonthKey(MonthKey&&) noexcept = default;
+  MonthKey& operator=(MonthKey&&) noexcept = default;
+  MonthKey(const MonthKey&) = delete;
+  MonthKey& operator=(const MonthKey&) = delete;
+
+ private:
+  explicit MonthKey(crypto::AeadKey key) : key_(std::move(key)) {}
+  friend std::vector<std::uint8_t> SealMonthKey(const crypto::X25519PublicKey&, const MonthKey&);
+  friend Result<MonthKey> OpenMonthKey(const crypto::X25519KeyPair&, std::span<const std::uint8_t>);
+  friend Result<std::vector<std::uint8_t>> SealDetailsUnder(const MonthKey&, std::uint64_t,
+                                                            const Details&);
+  friend Result<Details> OpenDetailsUnder(const MonthKey&, std::span<const std::uint8_t>);
+
+  crypto::AeadKey key_;
+};
+
+// `key` sealed to the auditor's key (crypto::SealToPublicKey, label
+// "coffre/audit-month-key/v1"): the only form in which a month key is stored or sent.
+// Never fails.
+std::vector<std::uint8_t> SealMonthKey(const crypto::X25519PublicKey& auditor, const MonthKey& key);
+// The month key in a box sealed by SealMonthKey to `auditor`. Fails with
+// kAuthenticationFailed (one context) when the box does not open under this key and label
+// or does not hold exactly kMonthKeySize bytes.
+Result<MonthKey> OpenMonthKey(const crypto::X25519KeyPair& auditor,
+                              std::span<const std::uint8_t> sealed);
+
+// `details` sealed under the month key `key` whose id is `key_id`:
+//     u64be key id || XChaCha20-Poly1305(key, label "coffre/audit-details/v2",
+//                                        associated data = u64be key id, EncodeDetails(details))
+// with a fresh random nonce (crypto::AeadSeal: nonce || ciphertext || tag). Fails with
+// kInvalidArgument on a key id outside 1..kMaxMonthKeyId, and as EncodeDetails does.
+Result<std::vector<std::uint8_t>> SealDetailsUnder(const MonthKey& key, std::uint64_t key_id,
+                                                   const Details& details);
+// The id of the month key that `sealed` details need, read without opening them. Fails
+// with kInvalidArgument unless `sealed` is kMinSealedDetailsSize..kMaxSealedDetailsSize
+// bytes and names a key id in 1..kMaxMonthKeyId.
+Result<std::uint64_t> SealedDetailsKeyId(std::span<const std::uint8_t> sealed);
+// The details sealed by SealDetailsUnder under `key`. Fails with kAuthenticationFailed (one
+// context) for anything that does not open — a length outside the bounds above, another
+// key, another key id, a changed byte — and as DecodeDetails does when what it holds is not
+// a valid encoding.
+Result<Details> OpenDetailsUnder(const MonthKey& key, std::span<const std::uint8_t> sealed);
+
 // The hash an entry commits to: BLAKE2b-256(u16be(28) || "coffre/audit-details-hash/v1" ||
 // sealed). Never fails.
 Hash DetailsHash(std::span<const std::uint8_t> sealed);

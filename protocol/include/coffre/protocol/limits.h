@@ -75,6 +75,10 @@ inline constexpr std::size_t kAuditClientEventSize = 191;   // audit::kClientEve
 inline constexpr std::size_t kMaxAuditLegalHold = 2048;     // audit::kMaxLegalHoldSize
 inline constexpr std::size_t kMaxSealedDetails = 8192;      // one entry's sealed details
 inline constexpr std::uint32_t kMaxAuditEntriesPerPage = 500;
+// One month key sealed to an auditor key: 107 bytes today (sealed box of 32 bytes under
+// the label coffre/audit-month-key/v1); at most one per entry of a page.
+inline constexpr std::size_t kMaxSealedMonthKey = 256;
+inline constexpr std::uint64_t kMaxAuditMonthKeyId = (std::uint64_t{1} << 63) - 1;
 inline constexpr std::size_t kMaxAuditProofHashes = 64;     // trees of up to 2^63 entries
 inline constexpr std::size_t kMaxLogKeyLength = 256;        // verifier key string
 

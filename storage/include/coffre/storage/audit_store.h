@@ -1,7 +1,8 @@
 // The relay's audit log on disk (DESIGN.md "Audit", decision 0016): the encoded entries in
 // log order with their RFC 6962 leaf hashes, the sealed details of each entry (which
 // retention may erase without touching the entry, whose encoding commits to their hash),
-// and every checkpoint the relay signed.
+// the month keys that sealed them (each only as sealed to an auditor key; retention deletes
+// them with the details), and every checkpoint the relay signed.
 //
 // One SQLCipher database (DATA_DIR/audit.db) under the operator key, apart from the message
 // store: the log only grows, is read by auditors and exported, and is kept for years, while
@@ -42,6 +43,14 @@ struct AuditStoredEntry {
   bool erased = false;
 };
 
+// A month key as stored: never in clear, only sealed to the auditor key it serves.
+struct AuditMonthKeyRecord {
+  std::uint64_t key_id = 0;               // 1.., never reused
+  std::int64_t month = 0;                 // months since 1970-01 of the details it seals
+  std::vector<std::uint8_t> auditor_key;  // the auditor's X25519 public key
+  std::vector<std::uint8_t> sealed_key;   // audit::SealMonthKey to that key
+};
+
 struct AuditCheckpointRecord {
   std::uint64_t tree_size = 0;
   std::string note;  // the signed note, as issued
@@ -72,9 +81,20 @@ class AuditStore {
   // The checkpoint issued at exactly `tree_size`, if one was.
   Result<std::optional<AuditCheckpointRecord>> CheckpointAt(std::uint64_t tree_size);
 
+  // Stores a sealed month key and returns its new key id; durable when it returns, so that
+  // it is on disk before any entry sealed under it. Ids grow and are never reused, even
+  // after retention deleted the highest one. Fails with kInvalidArgument on an empty key.
+  Result<std::uint64_t> AddMonthKey(std::int64_t month, std::span<const std::uint8_t> auditor_key,
+                                    std::span<const std::uint8_t> sealed_key);
+  // The month keys among `key_ids` that still exist, in key id order (ids retention deleted,
+  // or never issued, are left out).
+  Result<std::vector<AuditMonthKeyRecord>> MonthKeys(std::span<const std::uint64_t> key_ids);
+
   // Retention: erases the sealed details of every entry whose details month is before
-  // `before_month`, except the months in `held` (legal hold). The entries stay. Returns
-  // how many details were erased.
+  // `before_month`, and deletes the month keys of those months (crypto-shredding: copies of
+  // the sealed details elsewhere no longer open), except the months in `held` (legal hold).
+  // The entries stay. One transaction; the write-ahead log is then checkpointed so that the
+  // deleted keys do not linger in audit.db-wal. Returns how many details were erased.
   Result<std::uint64_t> EraseDetailsBefore(std::int64_t before_month,
                                            std::span<const std::int64_t> held);
 
