@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "coffre/base/without_exceptions.h"
 #include "client_impl.h"
 #include "coffre/crypto/document_stream.h"
 #include "coffre/protocol/limits.h"
@@ -1026,23 +1027,16 @@ Result<DocumentView> GetDocumentImpl(Client::Impl& impl, std::string_view team_n
 
 // The module edge for what the standard library may throw (memory, threads).
 template <typename Body>
-auto WithoutExceptions(Body&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const std::bad_alloc&) {
-    return Fail(ErrorCode::kResourceExhausted, kOutOfMemory);
-  } catch (const std::length_error&) {
-    return Fail(ErrorCode::kResourceExhausted, kOutOfMemory);
-  } catch (...) {
-    return Fail(ErrorCode::kInternal, "unexpected failure in a document transfer");
-  }
+auto Guarded(Body&& body) -> decltype(body()) {
+  return WithoutExceptions(kOutOfMemory, "unexpected failure in a document transfer",
+                           std::forward<Body>(body));
 }
 
 }  // namespace
 
 Status Client::Impl::SendUploads(SyncReport* report, const std::array<std::uint8_t, 16>* focus,
                                  const ProgressFn& progress) {
-  return WithoutExceptions(
+  return Guarded(
       [&]() -> Status { return SendUploadsImpl(*this, report, focus, progress); });
 }
 
@@ -1050,7 +1044,7 @@ Result<DocumentView> Client::PutDocument(std::string_view team, const std::files
                                          std::optional<std::string_view> name,
                                          std::optional<std::string_view> replace,
                                          const ProgressFn& progress) {
-  return WithoutExceptions([&]() -> Result<DocumentView> {
+  return Guarded([&]() -> Result<DocumentView> {
     return PutDocumentImpl(*impl_, team, file, name, replace, progress);
   });
 }
@@ -1059,7 +1053,7 @@ Result<DocumentView> Client::GetDocument(std::string_view team, std::string_view
                                          const std::filesystem::path& output,
                                          std::optional<std::uint64_t> version,
                                          const ProgressFn& progress) {
-  return WithoutExceptions([&]() -> Result<DocumentView> {
+  return Guarded([&]() -> Result<DocumentView> {
     return GetDocumentImpl(*impl_, team, document_id, output, version, progress);
   });
 }

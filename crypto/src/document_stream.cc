@@ -13,6 +13,7 @@
 #include <thread>
 #include <utility>
 
+#include "coffre/base/without_exceptions.h"
 #include "coffre/crypto/random.h"
 #include "sodium_init.h"
 
@@ -55,16 +56,9 @@ const unsigned char* DataOrEmpty(std::span<const std::uint8_t> bytes) {
 // Our code throws nothing, but std::vector, std::thread and a caller's std::function can:
 // this is the module edge where such exceptions become errors.
 template <typename Body>
-auto WithoutExceptions(Body&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const std::bad_alloc&) {
-    return Fail(ErrorCode::kResourceExhausted, kOutOfMemory);
-  } catch (const std::length_error&) {
-    return Fail(ErrorCode::kResourceExhausted, kOutOfMemory);
-  } catch (...) {
-    return Fail(ErrorCode::kInternal, "unexpected exception in the document stream");
-  }
+auto Guarded(Body&& body) -> decltype(body()) {
+  return WithoutExceptions(kOutOfMemory, "unexpected exception in the document stream",
+                           std::forward<Body>(body));
 }
 
 // Plaintext size of chunk `index` in a stream of `plaintext_size` bytes; index must be
@@ -196,7 +190,7 @@ Result<DocumentStreamCipher> DocumentStreamCipher::FromHeader(
     return Fail(ErrorCode::kInvalidArgument, kBadKeySize);
   }
   if (header.size() != kStreamHeaderSize || header[0] != kStreamVersion) return AuthFailure();
-  return WithoutExceptions([&]() -> Result<DocumentStreamCipher> {
+  return Guarded([&]() -> Result<DocumentStreamCipher> {
     DocumentStreamHeader fixed_header{};
     std::copy(header.begin(), header.end(), fixed_header.begin());
 
@@ -263,7 +257,7 @@ Status DocumentStreamCipher::SealChunk(std::uint64_t index, bool is_last,
 
 Result<std::vector<std::uint8_t>> DocumentStreamCipher::SealChunk(
     std::uint64_t index, bool is_last, std::span<const std::uint8_t> plaintext) const {
-  return WithoutExceptions([&]() -> Result<std::vector<std::uint8_t>> {
+  return Guarded([&]() -> Result<std::vector<std::uint8_t>> {
     std::vector<std::uint8_t> out(std::min(plaintext.size(), kStreamChunkSize) + kStreamTagSize);
     COFFRE_RETURN_IF_ERROR(SealChunk(index, is_last, plaintext, out));
     return out;
@@ -301,7 +295,7 @@ Status DocumentStreamCipher::OpenChunk(std::uint64_t index, bool is_last,
 
 Result<std::vector<std::uint8_t>> DocumentStreamCipher::OpenChunk(
     std::uint64_t index, bool is_last, std::span<const std::uint8_t> ciphertext) const {
-  return WithoutExceptions([&]() -> Result<std::vector<std::uint8_t>> {
+  return Guarded([&]() -> Result<std::vector<std::uint8_t>> {
     if (ciphertext.size() < kStreamTagSize) return AuthFailure();
     std::vector<std::uint8_t> out(ciphertext.size() - kStreamTagSize);
     COFFRE_RETURN_IF_ERROR(OpenChunk(index, is_last, ciphertext, out));
@@ -342,7 +336,7 @@ Result<std::vector<std::uint8_t>> EncryptDocument(const DocumentStreamCipher& ci
                                                   unsigned threads) {
   COFFRE_ASSIGN_OR_RETURN(const std::uint64_t stream_size, CiphertextSize(plaintext.size()));
   if (!FitsInMemory(stream_size)) return Fail(ErrorCode::kResourceExhausted, kOutOfMemory);
-  return WithoutExceptions([&]() -> Result<std::vector<std::uint8_t>> {
+  return Guarded([&]() -> Result<std::vector<std::uint8_t>> {
     std::vector<std::uint8_t> out(static_cast<std::size_t>(stream_size));
     COFFRE_RETURN_IF_ERROR(EncryptDocumentInto(cipher, plaintext, out, threads));
     return out;
@@ -394,7 +388,7 @@ Result<std::vector<std::uint8_t>> DecryptDocument(const SecretBytes& document_ke
     }
     return AuthFailure();
   }
-  return WithoutExceptions([&]() -> Result<std::vector<std::uint8_t>> {
+  return Guarded([&]() -> Result<std::vector<std::uint8_t>> {
     std::vector<std::uint8_t> out(static_cast<std::size_t>(*plaintext_size));
     COFFRE_RETURN_IF_ERROR(
         DecryptDocumentInto(document_key, associated_data, ciphertext, out, threads));
@@ -418,7 +412,7 @@ Result<std::vector<std::uint8_t>> DecryptRange(const SecretBytes& document_key,
     return Fail(ErrorCode::kInvalidArgument, "range lies outside the document");
   }
   if (!FitsInMemory(length)) return Fail(ErrorCode::kResourceExhausted, kOutOfMemory);
-  return WithoutExceptions([&]() -> Result<std::vector<std::uint8_t>> {
+  return Guarded([&]() -> Result<std::vector<std::uint8_t>> {
     DocumentStreamHeader header{};
     COFFRE_RETURN_IF_ERROR(read(0, header));
     COFFRE_ASSIGN_OR_RETURN(
@@ -470,7 +464,7 @@ Result<std::vector<std::uint8_t>> DecryptRange(const SecretBytes& document_key,
                                                std::span<const std::uint8_t> ciphertext,
                                                std::uint64_t plaintext_offset,
                                                std::uint64_t length) {
-  return WithoutExceptions([&]() -> Result<std::vector<std::uint8_t>> {
+  return Guarded([&]() -> Result<std::vector<std::uint8_t>> {
     const StreamReader read = [ciphertext](std::uint64_t offset,
                                            std::span<std::uint8_t> out) -> Status {
       if (offset > ciphertext.size() || out.size() > ciphertext.size() - offset) {
