@@ -482,7 +482,7 @@ Status RelayService::LoadChainLocked(const Bytes& team_id, TeamEntry& entry) {
     Log(LogLevel::kError, "stored_chain_invalid", {{"context", chain.error().context()}});
     return Fail(ErrorCode::kCorrupt, "stored chain does not verify");
   }
-  entry.chain = std::move(*chain);
+  entry.SetChain(std::move(*chain));
   return Ok();
 }
 
@@ -1300,7 +1300,7 @@ void RelayService::HandleAppendChainStatement(Call& call,
       }
       return;
     }
-    entry->chain = std::move(next);
+    entry->SetChain(std::move(*next));
     advanced.set_team_id(body->team_id());
     advanced.set_sequence(new_head.sequence);
     advanced.set_head(std::string(AsText(new_head.hash)));
@@ -1698,10 +1698,8 @@ const crypto::X25519PublicKey* RelayService::TeamAuditorKey(
   std::shared_ptr<TeamEntry> entry = TeamEntryFor(team_id);
   std::lock_guard lock(entry->chain_mutex);
   if (!entry->chain && !LoadChainLocked(team_id, *entry)) return nullptr;
-  if (!entry->chain || !entry->chain->auditor_key()) return nullptr;
-  auto key = crypto::X25519PublicKey::FromBytes(*entry->chain->auditor_key());
-  if (!key) return nullptr;
-  storage = *key;
+  if (!entry->auditor_key) return nullptr;
+  storage = *entry->auditor_key;
   return &*storage;
 }
 

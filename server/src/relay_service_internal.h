@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "coffre/crypto/x25519.h"
 #include "coffre/protocol/signed_objects.h"
 #include "coffre/protocol/team_chain.h"
 #include "coffre/storage/relay_store.h"
@@ -86,6 +87,17 @@ bool AccessAllowed(wire::Role role, TeamAccess access);
 struct TeamEntry {
   std::mutex chain_mutex;  // serialises appends to this team within this process
   std::optional<protocol::TeamChain> chain;
+  // The chain's auditor key, parsed once per chain (every audited fetch needs it).
+  std::optional<crypto::X25519PublicKey> auditor_key;
+
+  // Sets the chain and what is derived from it; chain_mutex held.
+  void SetChain(protocol::TeamChain verified) {
+    auditor_key.reset();
+    if (const auto& key = verified.auditor_key()) {
+      if (auto parsed = crypto::X25519PublicKey::FromBytes(*key)) auditor_key = *parsed;
+    }
+    chain = std::move(verified);
+  }
   // Serialises CreateBlob's quota check and blob creation in this team, within this process.
   std::mutex blob_mutex;
 };
