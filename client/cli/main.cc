@@ -27,10 +27,13 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "cli/args.h"
@@ -93,6 +96,19 @@ std::uint64_t NowMs() {
 }
 
 void Print(const std::string& text) { std::fputs(text.c_str(), stdout); }
+
+// The pieces as one string. Messages are built this way rather than with chains of
+// operator+ ("x" + s + "y"), which g++ 12 flags with a false -Wrestrict. The size is
+// reserved first: one allocation, so a message that holds a secret (a link code) leaves no
+// partial copy in freed memory.
+std::string Concat(std::initializer_list<std::string_view> pieces) {
+  std::size_t size = 0;
+  for (const std::string_view piece : pieces) size += piece.size();
+  std::string text;
+  text.reserve(size);
+  for (const std::string_view piece : pieces) text.append(piece);
+  return text;
+}
 
 std::optional<std::string_view> OptionalView(const std::string& text) {
   if (text.empty()) return std::nullopt;
@@ -197,6 +213,59 @@ class Session {
   std::optional<crypto::SecretBytes> environment_passphrase_;
 };
 
+// Every command that works on the profile has the same frame: its arguments are checked
+// first (a typing mistake costs no prompt), then the profile is opened, which asks for the
+// passphrase, then one call to the library is made and its outcome printed. These helpers
+// are that frame, so that each handler below shows only what is its own.
+
+// Opens the profile and runs `command` on it. Returns the exit code of `command`, or that
+// of the open after its error line was printed (no profile, no passphrase, wrong one).
+template <typename Command>
+int WithClient(std::string_view what, Session& session, Command&& command) {
+  int exit_code = kExitOk;
+  auto client = session.Open(what, exit_code);
+  if (!client) return exit_code;
+  return std::forward<Command>(command)(*client);
+}
+
+// For `init`: finds the profile folder and asks for a new passphrase (twice at a prompt),
+// then runs `command(dir, passphrase)`. Returns its exit code, or that of the step that
+// failed after its error line was printed.
+template <typename Command>
+int WithNewProfile(std::string_view what, Session& session, Command&& command) {
+  int exit_code = kExitOk;
+  const auto dir = session.ProfileDir(what, exit_code);
+  if (!dir) return exit_code;
+  auto passphrase = session.Passphrase(what, /*confirm=*/true, exit_code);
+  if (!passphrase) return exit_code;
+  return std::forward<Command>(command)(*dir, *passphrase);
+}
+
+// Prints `value` on stdout: one JSON document with --json, else the lines `format` makes.
+template <typename T, typename Format>
+void PrintAs(bool json, const T& value, Format format) {
+  Print(json ? DumpJson(ToJson(value)) : format(value));
+}
+
+// What a query returned, printed as PrintAs does. Returns kExitOk, or the failure's exit
+// code after its error line, which names `argument`.
+template <typename T, typename Format>
+int PrintOrFail(std::string_view what, const Result<T>& result, std::string_view argument,
+                bool json, Format format) {
+  if (!result) return Failed(what, result.error(), argument);
+  PrintAs(json, *result, format);
+  return kExitOk;
+}
+
+// For a change that returns nothing: prints `message` (what was done) if `done` holds,
+// else the error line, which names `argument`. Returns the exit code.
+int PrintIfDone(std::string_view what, const Status& done, std::string_view argument,
+                const std::string& message) {
+  if (!done) return Failed(what, done.error(), argument);
+  Print(message);
+  return kExitOk;
+}
+
 // Ids of a channel's posts, for resolving a short id typed by a person. Empty when the
 // channel cannot be read: the library then reports the id it is given.
 std::vector<std::string> PostIds(client::Client& client, const ChannelRef& ref) {
@@ -274,6 +343,14 @@ void PrintInitReport(const client::InitReport& report, const std::filesystem::pa
   }
 }
 
+// Both kinds of `init` failed: a profile already there is named by its folder, anything
+// else happened at the relay.
+int InitFailed(std::string_view what, const Error& error, const std::filesystem::path& dir,
+               std::string_view relay) {
+  if (error.code() == ErrorCode::kAlreadyExists) return Failed(what, error, dir.string());
+  return Failed(what, error, relay);
+}
+
 int RunInitLinked(Args& args, Session& session) {
   constexpr std::string_view kWhat = "init --link";
   if (!args.enrol.empty() || !args.name.empty()) {
@@ -290,25 +367,20 @@ int RunInitLinked(Args& args, Session& session) {
   if (auto code = client::NormalizeLinkCode(options.link_code.span()); !code) {
     return Usage(kWhat, code.error(), "");
   }
-  int exit_code = kExitOk;
-  const auto dir = session.ProfileDir(kWhat, exit_code);
-  if (!dir) return exit_code;
-  auto passphrase = session.Passphrase(kWhat, /*confirm=*/true, exit_code);
-  if (!passphrase) return exit_code;
-
-  StopOnSignals();
-  PrintLine(stderr, "coffre: init: waiting for your other device to confirm the link (Ctrl-C stops)");
-  client::InitReport report;
-  auto created = client::Client::InitLinked(*dir, *passphrase, options, &report, KeepGoing);
-  if (!created) {
-    const bool about_profile = created.error().code() == ErrorCode::kAlreadyExists;
-    return Failed(kWhat, created.error(), about_profile ? dir->string() : args.relay);
-  }
-  PrintInitReport(report, *dir, (*created)->display_name(), args.relay);
-  // The team items (posts, documents) come with the first sync, as on any device.
-  auto synced = (*created)->Sync();
-  if (!synced) return Failed(kWhat, synced.error());
-  return kExitOk;
+  return WithNewProfile(
+      kWhat, session, [&](const std::filesystem::path& dir, const crypto::SecretBytes& passphrase) {
+        StopOnSignals();
+        PrintLine(stderr,
+                  "coffre: init: waiting for your other device to confirm the link (Ctrl-C stops)");
+        client::InitReport report;
+        auto created = client::Client::InitLinked(dir, passphrase, options, &report, KeepGoing);
+        if (!created) return InitFailed(kWhat, created.error(), dir, args.relay);
+        PrintInitReport(report, dir, (*created)->display_name(), args.relay);
+        // The team items (posts, documents) come with the first sync, as on any device.
+        auto synced = (*created)->Sync();
+        if (!synced) return Failed(kWhat, synced.error());
+        return kExitOk;
+      });
 }
 
 int RunInit(Args& args, Session& session) {
@@ -330,20 +402,14 @@ int RunInit(Args& args, Session& session) {
   options.display_name = args.name;
   options.enrolment_code = TakeSecretArg(args.enrol);
 
-  int exit_code = kExitOk;
-  const auto dir = session.ProfileDir(kWhat, exit_code);
-  if (!dir) return exit_code;
-  auto passphrase = session.Passphrase(kWhat, /*confirm=*/true, exit_code);
-  if (!passphrase) return exit_code;
-
-  client::InitReport report;
-  auto created = client::Client::Init(*dir, *passphrase, options, &report);
-  if (!created) {
-    const bool about_profile = created.error().code() == ErrorCode::kAlreadyExists;
-    return Failed(kWhat, created.error(), about_profile ? dir->string() : args.relay);
-  }
-  PrintInitReport(report, *dir, args.name, args.relay);
-  return kExitOk;
+  return WithNewProfile(
+      kWhat, session, [&](const std::filesystem::path& dir, const crypto::SecretBytes& passphrase) {
+        client::InitReport report;
+        auto created = client::Client::Init(dir, passphrase, options, &report);
+        if (!created) return InitFailed(kWhat, created.error(), dir, args.relay);
+        PrintInitReport(report, dir, args.name, args.relay);
+        return kExitOk;
+      });
 }
 
 // --- teams and channels -----------------------------------------------------------------
@@ -363,70 +429,38 @@ int RunTeam(const std::string& command, const Args& args, Session& session) {
     role = *parsed;
   }
 
-  int exit_code = kExitOk;
-  auto client = session.Open(what, exit_code);
-  if (!client) return exit_code;
-
-  if (command == "create") {
-    auto team = client->CreateTeam(args.team);
-    if (!team) return Failed(what, team.error(), args.team);
-    std::string out = "created team ";
-    out += SanitizeForTerminal(team->name);
-    out += " (id ";
-    out += team->team_id;
-    out += ")\n";
-    Print(out);
-  } else if (command == "add") {
-    if (auto done = client->AddMember(args.team, args.user, role); !done) {
-      return Failed(what, done.error(), args.user);
+  return WithClient(what, session, [&](client::Client& client) {
+    if (command == "create") {
+      auto team = client.CreateTeam(args.team);
+      if (!team) return Failed(what, team.error(), args.team);
+      Print(Concat(
+          {"created team ", SanitizeForTerminal(team->name), " (id ", team->team_id, ")\n"}));
+      return kExitOk;
     }
-    std::string out = "added ";
-    out += args.user;
-    out += " to ";
-    out += args.team;
-    out += " as ";
-    out += client::RoleName(role);
-    out += '\n';
-    Print(out);
-  } else if (command == "remove") {
-    if (auto done = client->RemoveMember(args.team, args.user); !done) {
-      return Failed(what, done.error(), args.user);
+    if (command == "add") {
+      return PrintIfDone(
+          what, client.AddMember(args.team, args.user, role), args.user,
+          Concat({"added ", args.user, " to ", args.team, " as ", client::RoleName(role), "\n"}));
     }
-    std::string out = "removed ";
-    out += args.user;
-    out += " from ";
-    out += args.team;
-    out += "; the team key was rotated\n";
-    Print(out);
-  } else if (command == "role") {
-    if (auto done = client->ChangeRole(args.team, args.user, role); !done) {
-      return Failed(what, done.error(), args.user);
+    if (command == "remove") {
+      return PrintIfDone(
+          what, client.RemoveMember(args.team, args.user), args.user,
+          Concat({"removed ", args.user, " from ", args.team, "; the team key was rotated\n"}));
     }
-    std::string out = args.user;
-    out += " is now ";
-    out += client::RoleName(role);
-    out += " in ";
-    out += args.team;
-    out += '\n';
-    Print(out);
-  } else if (command == "rotate") {
-    if (auto done = client->RotateTeamKey(args.team); !done) {
-      return Failed(what, done.error(), args.team);
+    if (command == "role") {
+      return PrintIfDone(
+          what, client.ChangeRole(args.team, args.user, role), args.user,
+          Concat({args.user, " is now ", client::RoleName(role), " in ", args.team, "\n"}));
     }
-    std::string out = "rotated the key of ";
-    out += args.team;
-    out += '\n';
-    Print(out);
-  } else if (command == "show") {
-    auto team = client->ShowTeam(args.team);
-    if (!team) return Failed(what, team.error(), args.team);
-    Print(args.json ? DumpJson(ToJson(*team)) : FormatTeam(*team));
-  } else {
-    auto teams = client->ListTeams();
-    if (!teams) return Failed(what, teams.error());
-    Print(args.json ? DumpJson(ToJson(*teams)) : FormatTeamList(*teams));
-  }
-  return kExitOk;
+    if (command == "rotate") {
+      return PrintIfDone(what, client.RotateTeamKey(args.team), args.team,
+                         Concat({"rotated the key of ", args.team, "\n"}));
+    }
+    if (command == "show") {
+      return PrintOrFail(what, client.ShowTeam(args.team), args.team, args.json, FormatTeam);
+    }
+    return PrintOrFail(what, client.ListTeams(), {}, args.json, FormatTeamList);
+  });
 }
 
 int RunChannelCreate(const Args& args, Session& session) {
@@ -435,19 +469,10 @@ int RunChannelCreate(const Args& args, Session& session) {
   if (auto valid = CheckName(args.channel); !valid) {
     return Usage(kWhat, valid.error(), args.channel);
   }
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-  if (auto done = client->CreateChannel(args.team, args.channel); !done) {
-    return Failed(kWhat, done.error(), args.channel);
-  }
-  std::string out = "created channel ";
-  out += args.team;
-  out += '/';
-  out += args.channel;
-  out += '\n';
-  Print(out);
-  return kExitOk;
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    return PrintIfDone(kWhat, client.CreateChannel(args.team, args.channel), args.channel,
+                       Concat({"created channel ", args.team, "/", args.channel, "\n"}));
+  });
 }
 
 // --- posts and direct messages ----------------------------------------------------------
@@ -457,30 +482,22 @@ int RunPost(const Args& args, Session& session) {
   auto ref = ParseChannelRef(args.target);
   if (!ref) return Usage(kWhat, ref.error(), args.target);
   if (args.text.empty()) return Fail(kExitUsage, kWhat, "an empty post is refused");
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-
-  std::optional<std::string> reply_to;
-  if (!args.reply_to.empty()) {
-    const auto ids = PostIds(*client, *ref);
-    auto resolved = ResolveIdPrefix(ids, args.reply_to);
-    if (!resolved) return Usage(kWhat, resolved.error(), args.reply_to);
-    reply_to = std::move(*resolved);
-  }
-  auto posted = client->Post(ref->team, ref->channel, args.text,
-                             reply_to ? std::optional<std::string_view>(*reply_to) : std::nullopt);
-  if (!posted) return Failed(kWhat, posted.error(), args.target);
-  // The id is the last word, for scripts and for --reply-to.
-  std::string out = "posted to ";
-  out += args.target;
-  out += reply_to ? " in reply to " : "";
-  out += reply_to ? ShortId(*reply_to) : "";
-  out += " as ";
-  out += *posted;
-  out += '\n';
-  Print(out);
-  return kExitOk;
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    std::optional<std::string> reply_to;
+    if (!args.reply_to.empty()) {
+      const auto ids = PostIds(client, *ref);
+      auto resolved = ResolveIdPrefix(ids, args.reply_to);
+      if (!resolved) return Usage(kWhat, resolved.error(), args.reply_to);
+      reply_to = std::move(*resolved);
+    }
+    auto posted = client.Post(ref->team, ref->channel, args.text,
+                              reply_to ? std::optional<std::string_view>(*reply_to) : std::nullopt);
+    if (!posted) return Failed(kWhat, posted.error(), args.target);
+    // The id is the last word, for scripts and for --reply-to.
+    Print(Concat({"posted to ", args.target, reply_to ? " in reply to " : "",
+                  reply_to ? ShortId(*reply_to) : "", " as ", *posted, "\n"}));
+    return kExitOk;
+  });
 }
 
 int RunRead(const Args& args, Session& session) {
@@ -496,62 +513,50 @@ int RunRead(const Args& args, Session& session) {
   if (!target->channel && !args.thread.empty()) {
     return Fail(kExitUsage, kWhat, "--thread applies to TEAM/CHANNEL, not to @USER");
   }
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-
-  if (target->channel) {
-    const ChannelRef& ref = *target->channel;
-    std::optional<std::string> thread;
-    if (!args.thread.empty()) {
-      const auto ids = PostIds(*client, ref);
-      auto resolved = ResolveIdPrefix(ids, args.thread);
-      if (!resolved) return Usage(kWhat, resolved.error(), args.thread);
-      thread = std::move(*resolved);
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    if (target->channel) {
+      const ChannelRef& ref = *target->channel;
+      std::optional<std::string> thread;
+      if (!args.thread.empty()) {
+        const auto ids = PostIds(client, ref);
+        auto resolved = ResolveIdPrefix(ids, args.thread);
+        if (!resolved) return Usage(kWhat, resolved.error(), args.thread);
+        thread = std::move(*resolved);
+      }
+      return PrintOrFail(
+          kWhat,
+          client.ReadChannel(ref.team, ref.channel,
+                             thread ? std::optional<std::string_view>(*thread) : std::nullopt,
+                             since_ms),
+          args.target, args.json, FormatPosts);
     }
-    auto posts = client->ReadChannel(
-        ref.team, ref.channel, thread ? std::optional<std::string_view>(*thread) : std::nullopt,
-        since_ms);
-    if (!posts) return Failed(kWhat, posts.error(), args.target);
-    Print(args.json ? DumpJson(ToJson(*posts)) : FormatPosts(*posts));
-    return kExitOk;
-  }
 
-  auto messages = client->ReadDirect(target->user);
-  if (!messages) return Failed(kWhat, messages.error(), args.target);
-  if (since_ms) {
-    std::erase_if(*messages, [&](const client::DirectMessageView& message) {
-      return message.sent_ms < *since_ms;
-    });
-  }
-  Print(args.json ? DumpJson(ToJson(*messages)) : FormatDirectMessages(*messages));
-  return kExitOk;
+    auto messages = client.ReadDirect(target->user);
+    if (!messages) return Failed(kWhat, messages.error(), args.target);
+    if (since_ms) {
+      std::erase_if(*messages, [&](const client::DirectMessageView& message) {
+        return message.sent_ms < *since_ms;
+      });
+    }
+    PrintAs(args.json, *messages, FormatDirectMessages);
+    return kExitOk;
+  });
 }
 
 int RunSend(const Args& args, Session& session) {
   constexpr std::string_view kWhat = "send";
   if (auto valid = CheckLogin(args.user); !valid) return Usage(kWhat, valid.error(), args.user);
   if (args.text.empty()) return Fail(kExitUsage, kWhat, "an empty message is refused");
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-  if (auto sent = client->SendDirect(args.user, args.text); !sent) {
-    if (sent.error().code() == ErrorCode::kUntrustedIdentity) {
-      std::string hint = args.user;
-      hint += " (their key changed: compare safety numbers with `coffre verify ";
-      hint += args.user;
-      hint += "`, then run `coffre verify ";
-      hint += args.user;
-      hint += " --confirm`)";
-      return Failed(kWhat, sent.error(), hint);
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    auto sent = client.SendDirect(args.user, args.text);
+    if (!sent && sent.error().code() == ErrorCode::kUntrustedIdentity) {
+      return Failed(
+          kWhat, sent.error(),
+          Concat({args.user, " (their key changed: compare safety numbers with `coffre verify ",
+                  args.user, "`, then run `coffre verify ", args.user, " --confirm`)"}));
     }
-    return Failed(kWhat, sent.error(), args.user);
-  }
-  std::string out = "sent to ";
-  out += args.user;
-  out += '\n';
-  Print(out);
-  return kExitOk;
+    return PrintIfDone(kWhat, sent, args.user, Concat({"sent to ", args.user, "\n"}));
+  });
 }
 
 // --- documents --------------------------------------------------------------------------
@@ -573,39 +578,28 @@ int RunDocPut(const Args& args, Session& session) {
       SanitizeForTerminal(args.document_name) != args.document_name) {
     return Fail(kExitUsage, kWhat, "--name must not contain control characters");
   }
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-
-  std::optional<std::string> replace;
-  if (!args.replace.empty()) {
-    auto documents = client->ListDocuments(args.team);
-    const auto ids = documents ? DocumentIds(*documents) : std::vector<std::string>{};
-    auto resolved = ResolveIdPrefix(ids, args.replace);
-    if (!resolved) return Usage(kWhat, resolved.error(), args.replace);
-    replace = std::move(*resolved);
-  }
-  ProgressBar bar("upload", ::isatty(STDERR_FILENO) != 0);
-  auto put = client->PutDocument(
-      args.team, args.file, OptionalView(args.document_name),
-      replace ? std::optional<std::string_view>(*replace) : std::nullopt,
-      [&bar](std::uint64_t done, std::uint64_t total) { bar.Update(done, total); });
-  bar.Finish();
-  if (!put) return Failed(kWhat, put.error(), args.file);
-  // The full id is the last word of the output, for scripts (`... | awk '{print $NF}'`).
-  std::string out = "uploaded ";
-  out += SanitizeForTerminal(put->name);
-  out += " (version ";
-  out += std::to_string(put->version);
-  out += ", ";
-  out += FormatSize(put->size);
-  out += ") to ";
-  out += args.team;
-  out += " as document ";
-  out += put->document_id;
-  out += '\n';
-  Print(out);
-  return kExitOk;
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    std::optional<std::string> replace;
+    if (!args.replace.empty()) {
+      auto documents = client.ListDocuments(args.team);
+      const auto ids = documents ? DocumentIds(*documents) : std::vector<std::string>{};
+      auto resolved = ResolveIdPrefix(ids, args.replace);
+      if (!resolved) return Usage(kWhat, resolved.error(), args.replace);
+      replace = std::move(*resolved);
+    }
+    ProgressBar bar("upload", ::isatty(STDERR_FILENO) != 0);
+    auto put = client.PutDocument(
+        args.team, args.file, OptionalView(args.document_name),
+        replace ? std::optional<std::string_view>(*replace) : std::nullopt,
+        [&bar](std::uint64_t done, std::uint64_t total) { bar.Update(done, total); });
+    bar.Finish();
+    if (!put) return Failed(kWhat, put.error(), args.file);
+    // The full id is the last word of the output, for scripts (`... | awk '{print $NF}'`).
+    Print(Concat({"uploaded ", SanitizeForTerminal(put->name), " (version ",
+                  std::to_string(put->version), ", ", FormatSize(put->size), ") to ", args.team,
+                  " as document ", put->document_id, "\n"}));
+    return kExitOk;
+  });
 }
 
 int RunDocGet(const Args& args, Session& session) {
@@ -629,186 +623,146 @@ int RunDocGet(const Args& args, Session& session) {
       return Fail(kExitFailed, kWhat, "-o names a folder, give a file name", args.output);
     }
   }
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    auto documents = client.ListDocuments(args.team);
+    const auto ids = documents ? DocumentIds(*documents) : std::vector<std::string>{};
+    auto resolved = ResolveIdPrefix(ids, args.document);
+    if (!resolved) return Usage(kWhat, resolved.error(), args.document);
+    const std::string document_id = std::move(*resolved);
 
-  auto documents = client->ListDocuments(args.team);
-  const auto ids = documents ? DocumentIds(*documents) : std::vector<std::string>{};
-  auto resolved = ResolveIdPrefix(ids, args.document);
-  if (!resolved) return Usage(kWhat, resolved.error(), args.document);
-  const std::string document_id = std::move(*resolved);
-
-  if (output.empty()) {
-    // Without -o, the document's own name in the current folder, never over a file.
-    std::string name;
-    if (documents) {
-      for (const auto& document : *documents) {
-        if (document.document_id == document_id) name = document.name;
+    if (output.empty()) {
+      // Without -o, the document's own name in the current folder, never over a file.
+      std::string name;
+      if (documents) {
+        for (const auto& document : *documents) {
+          if (document.document_id == document_id) name = document.name;
+        }
+      }
+      output = SafeFileName(name);
+      std::error_code ec;
+      if (std::filesystem::exists(std::filesystem::symlink_status(output, ec))) {
+        return Fail(kExitFailed, kWhat, "a file of that name is already here; choose one with -o",
+                    output.string());
+      }
+      if (::access(".", W_OK) != 0) {
+        return Fail(kExitFailed, kWhat, "cannot write in the current folder; choose one with -o");
       }
     }
-    output = SafeFileName(name);
-    std::error_code ec;
-    if (std::filesystem::exists(std::filesystem::symlink_status(output, ec))) {
-      return Fail(kExitFailed, kWhat, "a file of that name is already here; choose one with -o",
-                  output.string());
-    }
-    if (::access(".", W_OK) != 0) {
-      return Fail(kExitFailed, kWhat, "cannot write in the current folder; choose one with -o");
-    }
-  }
 
-  ProgressBar bar("download", ::isatty(STDERR_FILENO) != 0);
-  auto got = client->GetDocument(
-      args.team, document_id, output, version,
-      [&bar](std::uint64_t done, std::uint64_t total) { bar.Update(done, total); });
-  bar.Finish();
-  if (!got) return Failed(kWhat, got.error(), args.document);
-  std::string out = "saved ";
-  out += SanitizeForTerminal(got->name);
-  out += " (version ";
-  out += std::to_string(got->version);
-  out += ", ";
-  out += FormatSize(got->size);
-  out += ") to ";
-  out += SanitizeForTerminal(output.string());
-  out += '\n';
-  Print(out);
-  return kExitOk;
+    ProgressBar bar("download", ::isatty(STDERR_FILENO) != 0);
+    auto got = client.GetDocument(
+        args.team, document_id, output, version,
+        [&bar](std::uint64_t done, std::uint64_t total) { bar.Update(done, total); });
+    bar.Finish();
+    if (!got) return Failed(kWhat, got.error(), args.document);
+    Print(Concat({"saved ", SanitizeForTerminal(got->name), " (version ",
+                  std::to_string(got->version), ", ", FormatSize(got->size), ") to ",
+                  SanitizeForTerminal(output.string()), "\n"}));
+    return kExitOk;
+  });
 }
 
 int RunDocList(const Args& args, Session& session) {
   constexpr std::string_view kWhat = "doc list";
   if (auto valid = CheckName(args.team); !valid) return Usage(kWhat, valid.error(), args.team);
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-  auto documents = client->ListDocuments(args.team);
-  if (!documents) return Failed(kWhat, documents.error(), args.team);
-  Print(args.json ? DumpJson(ToJson(*documents)) : FormatDocuments(*documents));
-  return kExitOk;
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    return PrintOrFail(kWhat, client.ListDocuments(args.team), args.team, args.json,
+                       FormatDocuments);
+  });
 }
 
 int RunDocVersions(const Args& args, Session& session) {
   constexpr std::string_view kWhat = "doc versions";
   if (auto valid = CheckName(args.team); !valid) return Usage(kWhat, valid.error(), args.team);
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-  auto documents = client->ListDocuments(args.team);
-  const auto ids = documents ? DocumentIds(*documents) : std::vector<std::string>{};
-  auto resolved = ResolveIdPrefix(ids, args.document);
-  if (!resolved) return Usage(kWhat, resolved.error(), args.document);
-  auto versions = client->DocumentVersions(args.team, *resolved);
-  if (!versions) return Failed(kWhat, versions.error(), args.document);
-  Print(args.json ? DumpJson(ToJson(*versions)) : FormatDocuments(*versions));
-  return kExitOk;
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    auto documents = client.ListDocuments(args.team);
+    const auto ids = documents ? DocumentIds(*documents) : std::vector<std::string>{};
+    auto resolved = ResolveIdPrefix(ids, args.document);
+    if (!resolved) return Usage(kWhat, resolved.error(), args.document);
+    return PrintOrFail(kWhat, client.DocumentVersions(args.team, *resolved), args.document,
+                       args.json, FormatDocuments);
+  });
 }
 
 // --- sync and watch ---------------------------------------------------------------------
 
 int RunSync(const Args& args, Session& session) {
   constexpr std::string_view kWhat = "sync";
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-  auto report = client->Sync();
-  if (!report) return Failed(kWhat, report.error());
-  Print(args.json ? DumpJson(ToJson(*report)) : FormatSyncReport(*report));
-  std::fflush(stdout);
-  if (!args.json) {
-    for (const auto& warning : report->warnings) {
-      PrintLine(stderr, ErrorLine(kWhat, "warning", warning));
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    auto report = client.Sync();
+    if (!report) return Failed(kWhat, report.error());
+    PrintAs(args.json, *report, FormatSyncReport);
+    std::fflush(stdout);
+    if (!args.json) {
+      for (const auto& warning : report->warnings) {
+        PrintLine(stderr, ErrorLine(kWhat, "warning", warning));
+      }
     }
-  }
-  return kExitOk;
+    return kExitOk;
+  });
 }
 
 int RunWatch(Session& session) {
   constexpr std::string_view kWhat = "watch";
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-  StopOnSignals();
-
-  auto watched = client->Watch(
-      [](std::string_view line) {
-        std::string clean = SanitizeForTerminal(line);
-        clean += '\n';
-        std::fputs(clean.c_str(), stdout);
-        std::fflush(stdout);
-      },
-      KeepGoing);
-  if (!watched) return Failed(kWhat, watched.error());
-  return kExitOk;
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    StopOnSignals();
+    auto watched = client.Watch(
+        [](std::string_view line) {
+          std::string clean = SanitizeForTerminal(line);
+          clean += '\n';
+          std::fputs(clean.c_str(), stdout);
+          std::fflush(stdout);
+        },
+        KeepGoing);
+    if (!watched) return Failed(kWhat, watched.error());
+    return kExitOk;
+  });
 }
 
 // --- devices and safety numbers ---------------------------------------------------------
 
 int RunDeviceList(const Args& args, Session& session) {
   constexpr std::string_view kWhat = "device list";
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-  auto devices = client->ListDevices();
-  if (!devices) return Failed(kWhat, devices.error());
-  Print(args.json ? DumpJson(ToJson(*devices)) : FormatDevices(*devices));
-  return kExitOk;
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    return PrintOrFail(kWhat, client.ListDevices(), {}, args.json, FormatDevices);
+  });
 }
 
 int RunDeviceLink(Session& session) {
   constexpr std::string_view kWhat = "device link";
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-  StopOnSignals();
-  const std::string user = client->user_id();
-  auto linked = client->LinkDevice(
-      [&](std::string_view code, std::uint64_t expires_ms) {
-        std::string out = "link code: ";
-        out += code;
-        out += "\non the new device, within ";
-        const std::uint64_t now = static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::system_clock::now().time_since_epoch())
-                .count());
-        out += std::to_string(expires_ms > now ? (expires_ms - now) / 60000 : 0);
-        out += " minutes, run:\n  coffre init --relay URL --user ";
-        out += user;
-        out += " --link ";
-        out += code;
-        out += "\nwaiting for the new device (Ctrl-C stops)...\n";
-        Print(out);
-        std::fflush(stdout);
-        // The line held the one-time code: not left in freed memory.
-        crypto::Wipe({reinterpret_cast<std::uint8_t*>(out.data()), out.size()});
-      },
-      KeepGoing);
-  if (!linked) return Failed(kWhat, linked.error());
-  std::string out = "linked device ";
-  out += std::to_string(linked->device_id);
-  out += "; handed over the keys of ";
-  out += std::to_string(linked->teams);
-  out += linked->teams == 1 ? " team\n" : " teams\n";
-  Print(out);
-  return kExitOk;
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    StopOnSignals();
+    const std::string user = client.user_id();
+    auto linked = client.LinkDevice(
+        [&](std::string_view code, std::uint64_t expires_ms) {
+          const std::uint64_t now = NowMs();
+          const std::uint64_t minutes = expires_ms > now ? (expires_ms - now) / 60000 : 0;
+          std::string out =
+              Concat({"link code: ", code, "\non the new device, within ", std::to_string(minutes),
+                      " minutes, run:\n  coffre init --relay URL --user ", user, " --link ", code,
+                      "\nwaiting for the new device (Ctrl-C stops)...\n"});
+          Print(out);
+          std::fflush(stdout);
+          // The line held the one-time code: not left in freed memory.
+          crypto::Wipe({reinterpret_cast<std::uint8_t*>(out.data()), out.size()});
+        },
+        KeepGoing);
+    if (!linked) return Failed(kWhat, linked.error());
+    Print(Concat({"linked device ", std::to_string(linked->device_id), "; handed over the keys of ",
+                  std::to_string(linked->teams), linked->teams == 1 ? " team\n" : " teams\n"}));
+    return kExitOk;
+  });
 }
 
 int RunDeviceRevoke(const Args& args, Session& session) {
   constexpr std::string_view kWhat = "device revoke";
   auto device = ParseDeviceId(args.device);
   if (!device) return Usage(kWhat, device.error(), args.device);
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-  if (auto done = client->RevokeDevice(*device); !done) {
-    return Failed(kWhat, done.error(), args.device);
-  }
-  std::string out = "revoked device ";
-  out += std::to_string(*device);
-  out += "; the key of every team you are in was rotated\n";
-  Print(out);
-  return kExitOk;
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    return PrintIfDone(kWhat, client.RevokeDevice(*device), args.device,
+                       Concat({"revoked device ", std::to_string(*device),
+                               "; the key of every team you are in was rotated\n"}));
+  });
 }
 
 // --- the audit log -----------------------------------------------------------------------
@@ -843,13 +797,10 @@ int RunAuditShow(const Args& args, Session& session) {
   constexpr std::string_view kWhat = "audit show";
   client::AuditFilter filter;
   if (int code = ParseAuditFilter(kWhat, args, filter); code != kExitOk) return code;
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-  auto entries = client->AuditEntries(filter);
-  if (!entries) return Failed(kWhat, entries.error(), args.audit_type);
-  Print(args.json ? DumpJson(ToJson(*entries)) : FormatAuditEntries(*entries));
-  return kExitOk;
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    return PrintOrFail(kWhat, client.AuditEntries(filter), args.audit_type, args.json,
+                       FormatAuditEntries);
+  });
 }
 
 int RunAuditExport(const Args& args, Session& session) {
@@ -857,21 +808,15 @@ int RunAuditExport(const Args& args, Session& session) {
   client::AuditFilter filter;
   if (int code = ParseAuditFilter(kWhat, args, filter); code != kExitOk) return code;
   if (args.output.empty()) return Fail(kExitUsage, kWhat, "-o BUNDLE (a new folder) is required");
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-  auto exported = client->ExportAudit(filter, args.output);
-  if (!exported) return Failed(kWhat, exported.error(), args.output);
-  std::string out = "exported ";
-  out += std::to_string(exported->records);
-  out += exported->records == 1 ? " record" : " records";
-  out += ", each with its inclusion proof in the signed log of ";
-  out += std::to_string(exported->tree_size);
-  out += " entries, into ";
-  out += args.output;
-  out += '\n';
-  Print(out);
-  return kExitOk;
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    auto exported = client.ExportAudit(filter, args.output);
+    if (!exported) return Failed(kWhat, exported.error(), args.output);
+    Print(Concat({"exported ", std::to_string(exported->records),
+                  exported->records == 1 ? " record" : " records",
+                  ", each with its inclusion proof in the signed log of ",
+                  std::to_string(exported->tree_size), " entries, into ", args.output, "\n"}));
+    return kExitOk;
+  });
 }
 
 // Needs no profile and no relay: a bundle verifies anywhere.
@@ -881,101 +826,82 @@ int RunAuditVerifyBundle(const Args& args) {
   if (!args.log_key.empty()) pinned = args.log_key;
   auto report = client::VerifyAuditBundle(args.bundle, pinned);
   if (!report) return Failed(kWhat, report.error(), args.bundle);
-  Print(args.json ? DumpJson(ToJson(*report)) : FormatAuditBundleReport(*report));
+  PrintAs(args.json, *report, FormatAuditBundleReport);
   return report->ok ? kExitOk : kExitFailed;
 }
 
 int RunAuditHold(const Args& args, Session& session) {
   constexpr std::string_view kWhat = "audit hold";
   if (args.output.empty()) return Fail(kExitUsage, kWhat, "-o FILE (a new file) is required");
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-  auto hold = client->StartLegalHold(args.hold_months, args.hold_reason, args.output);
-  if (!hold) return Failed(kWhat, hold.error(), args.output);
-  std::string out = FormatLegalHold(*hold);
-  out += "hand ";
-  out += args.output;
-  out += " to the other party (an organisation admin and an auditor sign a hold): it takes effect once\n"
-         "they run `coffre audit hold-sign ";
-  out += args.output;
-  out += "`\n";
-  Print(out);
-  return kExitOk;
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    auto hold = client.StartLegalHold(args.hold_months, args.hold_reason, args.output);
+    if (!hold) return Failed(kWhat, hold.error(), args.output);
+    Print(Concat({FormatLegalHold(*hold), "hand ", args.output,
+                  " to the other party (an organisation admin and an auditor sign a hold): it "
+                  "takes effect once\nthey run `coffre audit hold-sign ",
+                  args.output, "`\n"}));
+    return kExitOk;
+  });
 }
 
 int RunAuditHoldSign(const Args& args, Session& session) {
   constexpr std::string_view kWhat = "audit hold-sign";
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-  auto hold = client->CompleteLegalHold(args.file);
-  if (!hold) return Failed(kWhat, hold.error(), args.file);
-  Print(FormatLegalHold(*hold));
-  return kExitOk;
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    auto hold = client.CompleteLegalHold(args.file);
+    if (!hold) return Failed(kWhat, hold.error(), args.file);
+    Print(FormatLegalHold(*hold));
+    return kExitOk;
+  });
 }
 
 int RunAuditKey(Session& session) {
   constexpr std::string_view kWhat = "audit key";
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-  auto key = client->AuditorKey();
-  if (!key) return Failed(kWhat, key.error());
-  std::string out = "auditor key (public): ";
-  out += *key;
-  out += "\nan admin sets it on a team with `coffre team auditor-key TEAM ";
-  out += *key;
-  out += "`\n";
-  Print(out);
-  return kExitOk;
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    auto key = client.AuditorKey();
+    if (!key) return Failed(kWhat, key.error());
+    Print(
+        Concat({"auditor key (public): ", *key,
+                "\nan admin sets it on a team with `coffre team auditor-key TEAM ", *key, "`\n"}));
+    return kExitOk;
+  });
 }
 
 int RunTeamAuditorKey(const Args& args, Session& session) {
   constexpr std::string_view kWhat = "team auditor-key";
   if (auto valid = CheckName(args.team); !valid) return Usage(kWhat, valid.error(), args.team);
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-  if (auto set = client->SetTeamAuditorKey(args.team, args.auditor_key); !set) {
-    return Failed(kWhat, set.error(), args.auditor_key);
-  }
-  std::string out = "details of the audit log about ";
-  out += args.team;
-  out += " are now sealed to auditor key ";
-  out += args.auditor_key;
-  out += '\n';
-  Print(out);
-  return kExitOk;
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    return PrintIfDone(kWhat, client.SetTeamAuditorKey(args.team, args.auditor_key),
+                       args.auditor_key,
+                       Concat({"details of the audit log about ", args.team,
+                               " are now sealed to auditor key ", args.auditor_key, "\n"}));
+  });
 }
 
 int RunAuditVerify(const Args& args, Session& session) {
   constexpr std::string_view kWhat = "audit verify";
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-  auto report = client->VerifyAuditLog();
-  if (!report) return Failed(kWhat, report.error());
-  Print(args.json ? DumpJson(ToJson(*report)) : FormatAuditVerify(*report));
-  return report->ok ? kExitOk : kExitFailed;
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    auto report = client.VerifyAuditLog();
+    if (!report) return Failed(kWhat, report.error());
+    PrintAs(args.json, *report, FormatAuditVerify);
+    return report->ok ? kExitOk : kExitFailed;
+  });
 }
 
 int RunVerify(const Args& args, Session& session) {
   constexpr std::string_view kWhat = "verify";
   if (auto valid = CheckLogin(args.user); !valid) return Usage(kWhat, valid.error(), args.user);
-  int exit_code = kExitOk;
-  auto client = session.Open(kWhat, exit_code);
-  if (!client) return exit_code;
-  auto view = client->SafetyNumber(args.user);
-  if (!view) return Failed(kWhat, view.error(), args.user);
-  if (args.confirm) {
-    if (auto done = client->ConfirmIdentity(args.user); !done) {
-      return Failed(kWhat, done.error(), args.user);
+  return WithClient(kWhat, session, [&](client::Client& client) {
+    auto view = client.SafetyNumber(args.user);
+    if (!view) return Failed(kWhat, view.error(), args.user);
+    if (args.confirm) {
+      if (auto done = client.ConfirmIdentity(args.user); !done) {
+        return Failed(kWhat, done.error(), args.user);
+      }
+      view->confirmed = true;
     }
-    view->confirmed = true;
-  }
-  Print(args.json ? DumpJson(ToJson(*view)) : FormatSafetyNumber(*view));
-  return kExitOk;
+    PrintAs(args.json, *view, FormatSafetyNumber);
+    return kExitOk;
+  });
 }
 
 // --- the command line -------------------------------------------------------------------
