@@ -1,11 +1,12 @@
 # Compiler settings for our own targets only: third-party headers are included as SYSTEM
 # (imported targets), so -Werror never trips on code we do not own.
 set(COFFRE_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror)
-if(COFFRE_SANITIZE)
+if(COFFRE_SANITIZE AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
   # g++ 12 reports false maybe-uninitialized warnings inside libstdc++ (std::regex's
   # std::function states) when sanitizer instrumentation changes its inlining; GCC's manual
   # warns that -fsanitize builds can produce such spurious warnings. The Release build
-  # keeps the warning as an error.
+  # keeps the warning as an error. GNU only: Clang has no such option and, with -Werror,
+  # refuses the unknown one (the libFuzzer build of tests/fuzz is a Clang build).
   list(APPEND COFFRE_WARNINGS -Wno-maybe-uninitialized)
 endif()
 
