@@ -36,7 +36,7 @@ Status Client::Impl::RecordClientEvent(audit::EventType type, const protocol::Te
   return signal_stores->RunInTransaction([&]() -> Status {
     audit::ClientEvent event;
     event.type = type;
-    event.client_time_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, NowMs()));
+    event.client_time_ms = NowMs();
     event.device_id = device_id;
     event.team_id = team_id;
     std::copy(item_id.begin(), item_id.end(), event.item_id.begin());

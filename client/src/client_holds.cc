@@ -73,7 +73,7 @@ Result<LegalHoldView> Client::StartLegalHold(const std::vector<std::string>& mon
   }
   std::sort(hold.months.begin(), hold.months.end());
   hold.months.erase(std::unique(hold.months.begin(), hold.months.end()), hold.months.end());
-  hold.issued_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, NowMs()));
+  hold.issued_ms = NowMs();
   hold.reason = std::string(reason);
   COFFRE_RETURN_IF_ERROR(audit::SignLegalHold(hold, impl_->user_id, impl_->device_id, *impl_->device_key));
   COFFRE_ASSIGN_OR_RETURN(const auto bytes, audit::EncodeLegalHold(hold));
