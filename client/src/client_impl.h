@@ -166,6 +166,11 @@ struct Client::Impl {
   // Checks a delivered team key (sender is an admin, key matches the chain's commitment
   // for its generation) and stores it; learns the team if it is new to this profile.
   Status AcceptTeamKey(const std::string& sender, const TeamKeyDelivery& delivery);
+  // Learns a team this user audits (no key): the sender must be an admin, and this user the
+  // team's auditor, in the verified chain.
+  Status AcceptTeamIntroduction(const std::string& sender, const TeamIntroduction& introduction);
+  // The team as this profile names it, stored under `name` (made unique) when it is new.
+  Result<TeamRecord> LearnTeam(const protocol::TeamId& team_id, const std::string& name);
 
   // --- device links (client_link.cc) ---
   // The new device's side: posts its request on `connection` (not authenticated) and

@@ -277,6 +277,19 @@ Status Client::Impl::ApplyInbox(SyncReport* report) {
         if (accepted.error().code() == ErrorCode::kIo) return accepted.error();  // retried later
         Warn(report, "a team key from " + sender + " was refused: " + std::string(accepted.error().context()));
       }
+    } else if (auto* introduction = std::get_if<TeamIntroduction>(&*message)) {
+      const Status accepted = AcceptTeamIntroduction(sender, *introduction);
+      if (accepted && report != nullptr) {
+        std::string line = "auditor of team ";
+        line += introduction->team_name;
+        line += ", introduced by ";
+        line += sender;
+        report->events.push_back(std::move(line));
+      }
+      if (!accepted) {
+        if (accepted.error().code() == ErrorCode::kIo) return accepted.error();  // retried later
+        Warn(report, "a team introduction from " + sender + " was refused: " + std::string(accepted.error().context()));
+      }
     } else if (auto* direct = std::get_if<DirectMessage>(&*message)) {
       COFFRE_RETURN_IF_ERROR(sql::Run(*db,
                                       "INSERT OR IGNORE INTO direct_messages (message_id, peer, sender, sent_ms, text) "
@@ -311,6 +324,8 @@ Status Client::Impl::SyncTeams(SyncReport* report) {
       continue;
     }
     if (!chain->IsMember(user_id)) continue;  // removed: nothing new can be read anyway
+    // An auditor holds no key and reads the audit log, not the team's items.
+    if (const auto role = chain->RoleOf(user_id); role && *role == wire::ROLE_AUDITOR) continue;
     COFFRE_RETURN_IF_ERROR(SyncTeamItems(team, *chain, report));
   }
   return Ok();

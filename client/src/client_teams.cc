@@ -247,6 +247,19 @@ static Status DeliverTeamKey(Client::Impl& impl, const TeamRecord& team, const p
   return Ok();
 }
 
+// Tells `auditor` which team it audits, under the name this profile gives it: an auditor
+// receives no key, and so no other message naming the team.
+static Status IntroduceTeam(Client::Impl& impl, const TeamRecord& team, const protocol::TeamChain& chain,
+                            const std::string& auditor) {
+  TeamIntroduction introduction;
+  introduction.team_id = team.team_id;
+  introduction.team_name = team.name;
+  introduction.chain_head = chain.head();
+  COFFRE_ASSIGN_OR_RETURN(const crypto::SecretBytes plaintext, EncodePeerMessage(introduction));
+  COFFRE_ASSIGN_OR_RETURN(const Peer peer, impl.FetchPeer(auditor));
+  return impl.QueuePeerMessage(peer, plaintext.span());
+}
+
 static std::vector<std::string> KeyHolders(const protocol::TeamChain& chain) {
   std::vector<std::string> holders;
   for (const auto& [member, role] : chain.members()) {
@@ -387,26 +400,42 @@ Result<TeamView> Client::Impl::BuildTeamView(const TeamRecord& team, const proto
   return view;
 }
 
-Status Client::Impl::AcceptTeamKey(const std::string& sender, const TeamKeyDelivery& delivery) {
-  if (delivery.generation == 0) return Fail(ErrorCode::kAuthenticationFailed, "a team key delivery is malformed");
-  TeamRecord team{delivery.team_id, std::string()};
+Result<TeamRecord> Client::Impl::LearnTeam(const protocol::TeamId& team_id, const std::string& name) {
+  TeamRecord team{team_id, std::string()};
   COFFRE_ASSIGN_OR_RETURN(auto known, sql::Prepared(*db, "SELECT name FROM teams WHERE team_id = ?", team.team_id));
   COFFRE_ASSIGN_OR_RETURN(const bool found, known.Step());
   if (found) {
-    team.name = known.ColumnText(0);
-  } else {
-    team.name = delivery.team_name;
-    if (!ValidateTeamName(team.name)) {
-      return Fail(ErrorCode::kAuthenticationFailed, "a team key delivery names no valid team");
-    }
-    // Another team of this profile may already have the name: keep both, apart.
-    COFFRE_ASSIGN_OR_RETURN(auto clash, sql::QueryInt(*db, "SELECT count(*) FROM teams WHERE name = ?", team.name));
-    if (clash && *clash > 0) {
-      team.name += '-';
-      team.name += Hex(team.team_id).substr(0, 8);
-    }
-    COFFRE_RETURN_IF_ERROR(sql::Run(*db, "INSERT INTO teams (team_id, name) VALUES (?, ?)", team.team_id, team.name));
+    team.name = known.ColumnText(0);  // later messages do not rename it
+    return team;
   }
+  team.name = name;
+  if (!ValidateTeamName(team.name)) return Fail(ErrorCode::kAuthenticationFailed, "a message names no valid team");
+  // Another team of this profile may already have the name: keep both, apart.
+  COFFRE_ASSIGN_OR_RETURN(auto clash, sql::QueryInt(*db, "SELECT count(*) FROM teams WHERE name = ?", team.name));
+  if (clash && *clash > 0) {
+    team.name += '-';
+    team.name += Hex(team.team_id).substr(0, 8);
+  }
+  COFFRE_RETURN_IF_ERROR(sql::Run(*db, "INSERT INTO teams (team_id, name) VALUES (?, ?)", team.team_id, team.name));
+  return team;
+}
+
+Status Client::Impl::AcceptTeamIntroduction(const std::string& sender, const TeamIntroduction& introduction) {
+  COFFRE_ASSIGN_OR_RETURN(const TeamRecord team, LearnTeam(introduction.team_id, introduction.team_name));
+  COFFRE_ASSIGN_OR_RETURN(const auto chain, RefreshChain(team));
+  if (!chain.IsAdmin(sender)) {
+    return Fail(ErrorCode::kAuthenticationFailed, "a team introduction came from someone who is not an admin");
+  }
+  const auto role = chain.RoleOf(user_id);
+  if (!role || *role != wire::ROLE_AUDITOR) {
+    return Fail(ErrorCode::kAuthenticationFailed, "a team introduction for a team this user does not audit");
+  }
+  return Ok();
+}
+
+Status Client::Impl::AcceptTeamKey(const std::string& sender, const TeamKeyDelivery& delivery) {
+  if (delivery.generation == 0) return Fail(ErrorCode::kAuthenticationFailed, "a team key delivery is malformed");
+  COFFRE_ASSIGN_OR_RETURN(const TeamRecord team, LearnTeam(delivery.team_id, delivery.team_name));
   // The sender must be an admin of the team and the key must be the one the chain commits
   // to for that generation: neither the relay nor a member can slip in a key.
   COFFRE_ASSIGN_OR_RETURN(auto chain, RefreshChain(team));
@@ -501,7 +530,12 @@ Status Client::AddMember(std::string_view team_name, std::string_view member, Ro
   body.mutable_add_member()->set_user_id(std::string(member));
   body.mutable_add_member()->set_role(WireRole(role));
   COFFRE_RETURN_IF_ERROR(impl_->AppendStatement(team, chain, std::move(body)));
-  if (role != Role::kAuditor && chain.key_generation() > 0) {
+  if (role == Role::kAuditor) {
+    // The statement is what makes the auditor; the introduction only lets its profile name
+    // the team. An auditor this device cannot reach now (no session can be set up) audits
+    // by the team's id, as `team show` prints it.
+    (void)IntroduceTeam(*impl_, team, chain, std::string(member));
+  } else if (chain.key_generation() > 0) {
     COFFRE_RETURN_IF_ERROR(DeliverTeamKey(*impl_, team, chain, chain.key_generation(), {std::string(member)}));
   }
   (void)impl_->SendOutbox(nullptr);

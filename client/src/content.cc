@@ -656,6 +656,20 @@ Result<SecretBytes> EncodePeerMessage(const DirectMessage& direct) {
   return SerializePadded(message, "content: peer message is too large");
 }
 
+Result<SecretBytes> EncodePeerMessage(const TeamIntroduction& introduction) {
+  if (!IsValidName(introduction.team_name, kMaxTeamNameSize)) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "content: team name must be 1 to 64 bytes without control characters");
+  }
+  pb::PeerMessage message;
+  pb::TeamIntroduction* field = message.mutable_team_intro();
+  SetBytes(field->mutable_team_id(), introduction.team_id);
+  field->set_team_name(introduction.team_name);
+  field->set_chain_sequence(introduction.chain_head.sequence);
+  SetBytes(field->mutable_chain_hash(), introduction.chain_head.hash);
+  return SerializePadded(message, "content: peer message is too large");
+}
+
 Result<PeerMessage> DecodePeerMessage(std::span<const std::uint8_t> plaintext) {
   constexpr const char* kMalformed = "content: peer message is malformed";
   if (!IsBucketSize(plaintext.size())) return Fail(ErrorCode::kCorrupt, kMalformed);
@@ -697,6 +711,19 @@ Result<PeerMessage> DecodePeerMessage(std::span<const std::uint8_t> plaintext) {
       direct.text = field.text();
       direct.sent_ms = field.sent_ms();
       return PeerMessage(std::move(direct));
+    }
+    case pb::PeerMessage::kTeamIntro: {
+      const pb::TeamIntroduction& field = message.team_intro();
+      if (field.team_id().size() != protocol::kIdSize || field.chain_hash().size() != protocol::kHashSize ||
+          !IsValidName(field.team_name(), kMaxTeamNameSize)) {
+        return Fail(ErrorCode::kCorrupt, kMalformed);
+      }
+      TeamIntroduction introduction;
+      introduction.team_id = ToId(field.team_id());
+      introduction.team_name = field.team_name();
+      introduction.chain_head.sequence = field.chain_sequence();
+      introduction.chain_head.hash = ToHash(field.chain_hash());
+      return PeerMessage(std::move(introduction));
     }
     case pb::PeerMessage::KIND_NOT_SET:
       break;

@@ -90,6 +90,25 @@ TEST_F(AuditEventsTest, ExportsAndOpeningsAreSignedNumberedAndVerified) {
   EXPECT_FALSE(alice_->RecordDocumentOpened(kTeam, "00112233445566778899aabbccddeeff", 1));
 }
 
+// The auditor gets no key, but is told which team it audits: it names the team as its
+// members do, and still cannot read a document of it.
+TEST_F(AuditEventsTest, TheAuditorNamesTheTeamButReadsNoDocument) {
+  Export(*alice_);
+  Sync(*dave_);
+  auto teams = dave_->ListTeams();
+  ASSERT_OK(teams);
+  ASSERT_EQ(teams->size(), 1u);
+  EXPECT_EQ(teams->front().name, kTeam);
+  AuditFilter filter;
+  filter.team = kTeam;
+  filter.type = "document_exported";
+  auto entries = dave_->AuditEntries(filter);
+  ASSERT_OK(entries);
+  EXPECT_EQ(entries->size(), 1u);
+  EXPECT_FALSE(dave_->GetDocument(kTeam, document_, dir_.path() / "auditor-copy", std::nullopt, {}));
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() / "auditor-copy"));
+}
+
 TEST_F(AuditEventsTest, AnEventRecordedOfflineGoesAtTheNextSync) {
   relay_->Stop();
   ASSERT_OK(alice_->RecordDocumentOpened(kTeam, document_, 1));  // kept in the profile

@@ -846,6 +846,23 @@ TEST(ContentPeerMessageTest, TeamKeyDeliveryRoundTrips) {
   EXPECT_EQ(received->team_name, delivery.team_name);
 }
 
+TEST(ContentPeerMessageTest, TeamIntroductionRoundTripsAndCarriesNoKey) {
+  TeamIntroduction introduction;
+  introduction.team_id = kTeam;
+  introduction.team_name = "SDIS 13 — colonne";
+  introduction.chain_head = {4, HashOf(0x44)};
+  const SecretBytes plaintext = Must(EncodePeerMessage(introduction));
+  EXPECT_EQ(plaintext.size(), 256u);
+  PeerMessage decoded = Must(DecodePeerMessage(plaintext.span()));
+  const auto* received = std::get_if<TeamIntroduction>(&decoded);
+  ASSERT_NE(received, nullptr);
+  EXPECT_EQ(received->team_id, kTeam);
+  EXPECT_EQ(received->team_name, introduction.team_name);
+  EXPECT_EQ(received->chain_head, introduction.chain_head);
+  introduction.team_name.clear();
+  ExpectCode(EncodePeerMessage(introduction), ErrorCode::kInvalidArgument);
+}
+
 TEST(ContentPeerMessageTest, DirectMessageRoundTripsPadded) {
   DirectMessage message{Id(0x60), "On se retrouve au PC à 8 h ?", 1718870400001};
   const SecretBytes plaintext = Must(EncodePeerMessage(message));

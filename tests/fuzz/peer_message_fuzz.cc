@@ -45,6 +45,11 @@ bool Same(const DirectMessage& a, const DirectMessage& b) {
   return a.message_id == b.message_id && a.text == b.text && a.sent_ms == b.sent_ms;
 }
 
+bool Same(const TeamIntroduction& a, const TeamIntroduction& b) {
+  return a.team_id == b.team_id && a.team_name == b.team_name &&
+         a.chain_head.sequence == b.chain_head.sequence && a.chain_head.hash == b.chain_head.hash;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -72,6 +77,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Require(again.has_value() && std::holds_alternative<TeamKeyDelivery>(*again) &&
                 Same(std::get<TeamKeyDelivery>(*again), *delivery),
             "a re-encoded team key delivery decodes to the same delivery");
+    return 0;
+  }
+  if (const auto* introduction = std::get_if<TeamIntroduction>(&*decoded)) {
+    Require(!introduction->team_name.empty() && introduction->team_name.size() <= kMaxTeamNameSize,
+            "an introduced team name is within bounds");
+    const auto encoded = EncodePeerMessage(*introduction);
+    Require(encoded.has_value(), "a decoded team introduction encodes again");
+    const auto again = DecodePeerMessage(encoded->span());
+    Require(again.has_value() && std::holds_alternative<TeamIntroduction>(*again) &&
+                Same(std::get<TeamIntroduction>(*again), *introduction),
+            "a re-encoded team introduction decodes to the same introduction");
     return 0;
   }
   const auto& direct = std::get<DirectMessage>(*decoded);

@@ -247,6 +247,14 @@ void WritePeerMessages(CorpusWriter& out) {
   Require(team_key.has_value(), "cannot encode a team key delivery");
   out.Write("peer_message_fuzz", "team-key", team_key->span());
 
+  client::TeamIntroduction introduction;
+  introduction.team_id = CountingId(0x20);
+  introduction.team_name = "sdis-operations";
+  introduction.chain_head = {2, FilledHash(0x66)};
+  const auto team_intro = client::EncodePeerMessage(introduction);
+  Require(team_intro.has_value(), "cannot encode a team introduction");
+  out.Write("peer_message_fuzz", "team-intro", team_intro->span());
+
   const std::pair<const char*, std::string> directs[] = {
       {"direct-short", "Point de regroupement Nord"},
       {"direct-empty", ""},

@@ -319,7 +319,14 @@ struct DirectMessage {
   std::uint64_t sent_ms = 0;
 };
 
-using PeerMessage = std::variant<TeamKeyDelivery, DirectMessage>;
+// A team made known to its auditor (who gets no key): what its profile names it.
+struct TeamIntroduction {
+  protocol::TeamId team_id{};
+  std::string team_name;           // 1..kMaxTeamNameSize bytes, no control characters
+  protocol::ChainHead chain_head;  // the sender's chain head when it sent it
+};
+
+using PeerMessage = std::variant<TeamKeyDelivery, DirectMessage, TeamIntroduction>;
 
 // The padded PeerMessage plaintext to encrypt in the pairwise session (a kPaddingBuckets
 // size), in SecretBytes since it may hold a key. kInvalidArgument when the generation is
@@ -327,6 +334,7 @@ using PeerMessage = std::variant<TeamKeyDelivery, DirectMessage>;
 // kMaxTextSize.
 Result<crypto::SecretBytes> EncodePeerMessage(const TeamKeyDelivery& delivery);
 Result<crypto::SecretBytes> EncodePeerMessage(const DirectMessage& message);
+Result<crypto::SecretBytes> EncodePeerMessage(const TeamIntroduction& introduction);
 
 // Decodes a plaintext that the pairwise session authenticated. kCorrupt when its size is
 // not a padding bucket, the padding is wrong, it does not parse, has unknown fields, no
