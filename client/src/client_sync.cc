@@ -33,6 +33,19 @@ void Warn(SyncReport* report, std::string warning) {
   if (report != nullptr) report->warnings.push_back(std::move(warning));
 }
 
+// What becomes of a team message once checked: accepted, an event line in the report;
+// refused, a warning naming `what`; a lost connection stops the inbox (it is kept, and
+// retried at the next sync).
+Status Settle(SyncReport* report, const Status& accepted, std::string event, const std::string& what) {
+  if (accepted) {
+    if (report != nullptr) report->events.push_back(std::move(event));
+    return Ok();
+  }
+  if (accepted.error().code() == ErrorCode::kIo) return accepted.error();
+  Warn(report, what + " was refused: " + std::string(accepted.error().context()));
+  return Ok();
+}
+
 namespace {
 
 // Whether the relay's version `body.version()` of the item is `manifest` itself (the same
@@ -265,31 +278,21 @@ Status Client::Impl::ApplyInbox(SyncReport* report) {
     if (!message) {
       Warn(report, "a message from " + sender + " was not understood and was dropped");
     } else if (auto* delivery = std::get_if<TeamKeyDelivery>(&*message)) {
-      const Status accepted = AcceptTeamKey(sender, *delivery);
-      if (accepted && report != nullptr) {
-        std::string line = "team key generation ";
-        line += std::to_string(delivery->generation);
-        line += " received from ";
-        line += sender;
-        report->events.push_back(std::move(line));
-      }
-      if (!accepted) {
-        if (accepted.error().code() == ErrorCode::kIo) return accepted.error();  // retried later
-        Warn(report, "a team key from " + sender + " was refused: " + std::string(accepted.error().context()));
-      }
+      std::string line = "team key generation ";
+      line += std::to_string(delivery->generation);
+      line += " received from ";
+      line += sender;
+      const Status settled =
+          Settle(report, AcceptTeamKey(sender, *delivery), std::move(line), "a team key from " + sender);
+      if (!settled) return settled.error();
     } else if (auto* introduction = std::get_if<TeamIntroduction>(&*message)) {
-      const Status accepted = AcceptTeamIntroduction(sender, *introduction);
-      if (accepted && report != nullptr) {
-        std::string line = "auditor of team ";
-        line += introduction->team_name;
-        line += ", introduced by ";
-        line += sender;
-        report->events.push_back(std::move(line));
-      }
-      if (!accepted) {
-        if (accepted.error().code() == ErrorCode::kIo) return accepted.error();  // retried later
-        Warn(report, "a team introduction from " + sender + " was refused: " + std::string(accepted.error().context()));
-      }
+      std::string line = "auditor of team ";
+      line += introduction->team_name;
+      line += ", introduced by ";
+      line += sender;
+      const Status settled = Settle(report, AcceptTeamIntroduction(sender, *introduction), std::move(line),
+                                    "a team introduction from " + sender);
+      if (!settled) return settled.error();
     } else if (auto* direct = std::get_if<DirectMessage>(&*message)) {
       COFFRE_RETURN_IF_ERROR(sql::Run(*db,
                                       "INSERT OR IGNORE INTO direct_messages (message_id, peer, sender, sent_ms, text) "
