@@ -148,20 +148,29 @@ std::vector<Query> RandomQueries(bool inclusion) {
   return queries;
 }
 
+// Runs `step` on query 0, 1, 2, ... in turn (round robin over `count`) for as long as the
+// benchmark asks; a step that returns false stops it with `error`.
+template <typename Step>
+void CycleQueries(benchmark::State& state, std::size_t count, const char* error, Step step) {
+  std::size_t next = 0;
+  for (auto _ : state) {
+    if (!step(next)) {
+      state.SkipWithError(error);
+      break;
+    }
+    next = (next + 1) % count;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 void BM_AuditInclusionProof(benchmark::State& state) {
   const MerkleTree& tree = MillionTree();
   const std::vector<Query> queries = RandomQueries(true);
-  std::size_t next = 0;
-  for (auto _ : state) {
-    auto proof = InclusionProof(tree, queries[next].a, kMillion);
-    if (!proof) {
-      state.SkipWithError("proof failed");
-      break;
-    }
-    benchmark::DoNotOptimize(proof->data());
-    next = (next + 1) % queries.size();
-  }
-  state.SetItemsProcessed(state.iterations());
+  CycleQueries(state, queries.size(), "proof failed", [&](std::size_t i) {
+    auto proof = InclusionProof(tree, queries[i].a, kMillion);
+    if (proof) benchmark::DoNotOptimize(proof->data());
+    return proof.has_value();
+  });
 }
 BENCHMARK(BM_AuditInclusionProof)->Unit(benchmark::kMicrosecond);
 
@@ -171,33 +180,20 @@ void BM_AuditVerifyInclusion(benchmark::State& state) {
   std::vector<Hash> leaves;
   for (const Query& query : queries) leaves.push_back(*tree.LeafHash(query.a));
   const Hash root = tree.Root();
-  std::size_t next = 0;
-  for (auto _ : state) {
-    const Query& query = queries[next];
-    if (!VerifyInclusion(query.a, kMillion, leaves[next], query.proof, root)) {
-      state.SkipWithError("verification failed");
-      break;
-    }
-    next = (next + 1) % queries.size();
-  }
-  state.SetItemsProcessed(state.iterations());
+  CycleQueries(state, queries.size(), "verification failed", [&](std::size_t i) {
+    return VerifyInclusion(queries[i].a, kMillion, leaves[i], queries[i].proof, root).has_value();
+  });
 }
 BENCHMARK(BM_AuditVerifyInclusion)->Unit(benchmark::kMicrosecond);
 
 void BM_AuditConsistencyProof(benchmark::State& state) {
   const MerkleTree& tree = MillionTree();
   const std::vector<Query> queries = RandomQueries(false);
-  std::size_t next = 0;
-  for (auto _ : state) {
-    auto proof = ConsistencyProof(tree, queries[next].a, kMillion);
-    if (!proof) {
-      state.SkipWithError("proof failed");
-      break;
-    }
-    benchmark::DoNotOptimize(proof->data());
-    next = (next + 1) % queries.size();
-  }
-  state.SetItemsProcessed(state.iterations());
+  CycleQueries(state, queries.size(), "proof failed", [&](std::size_t i) {
+    auto proof = ConsistencyProof(tree, queries[i].a, kMillion);
+    if (proof) benchmark::DoNotOptimize(proof->data());
+    return proof.has_value();
+  });
 }
 BENCHMARK(BM_AuditConsistencyProof)->Unit(benchmark::kMicrosecond);
 
@@ -207,16 +203,9 @@ void BM_AuditVerifyConsistency(benchmark::State& state) {
   std::vector<Hash> first_roots;
   for (const Query& query : queries) first_roots.push_back(*RootAt(tree, query.a));
   const Hash root = tree.Root();
-  std::size_t next = 0;
-  for (auto _ : state) {
-    const Query& query = queries[next];
-    if (!VerifyConsistency(query.a, kMillion, query.proof, first_roots[next], root)) {
-      state.SkipWithError("verification failed");
-      break;
-    }
-    next = (next + 1) % queries.size();
-  }
-  state.SetItemsProcessed(state.iterations());
+  CycleQueries(state, queries.size(), "verification failed", [&](std::size_t i) {
+    return VerifyConsistency(queries[i].a, kMillion, queries[i].proof, first_roots[i], root).has_value();
+  });
 }
 BENCHMARK(BM_AuditVerifyConsistency)->Unit(benchmark::kMicrosecond);
 

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "codec.h"
+#include "text.h"
 #include "coffre/audit/entry.h"
 #include "coffre/crypto/kdf.h"
 
@@ -12,17 +13,16 @@ namespace {
 
 constexpr std::string_view kSignatureLabel = "coffre/audit-client-event/v1";
 constexpr std::string_view kHashLabel = "coffre/audit-client-event-hash/v1";
-constexpr std::uint64_t kMaxTime = (std::uint64_t{1} << 63) - 1;
 
 Status ValidateClientEvent(const ClientEvent& event) {
   constexpr ErrorCode kBad = ErrorCode::kInvalidArgument;
   if (!IsClientEventType(event.type)) return Fail(kBad, "client event: not a client event type");
-  if (event.client_time_ms > kMaxTime) return Fail(kBad, "client event: time out of range");
+  if (event.client_time_ms > internal::kMaxTimeMs) return Fail(kBad, "client event: time out of range");
   if (event.device_id == 0 || event.device_id > kMaxDeviceId) {
     return Fail(kBad, "client event: device id out of range");
   }
   if (event.version == 0) return Fail(kBad, "client event: document versions start at 1");
-  if (event.sequence == 0 || event.sequence > kMaxTime) {
+  if (event.sequence == 0 || event.sequence > internal::kMaxTimeMs) {
     return Fail(kBad, "client event: sequence out of range");
   }
   if (event.sequence == 1 && event.previous != Hash{}) {

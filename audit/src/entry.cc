@@ -24,7 +24,6 @@ constexpr std::string_view kActorLabel = "coffre/audit-actor/v1";
 constexpr std::string_view kDetailsLabel = "coffre/audit-details/v2";
 constexpr std::string_view kMonthKeyLabel = "coffre/audit-month-key/v1";
 constexpr std::string_view kDetailsHashLabel = "coffre/audit-details-hash/v1";
-constexpr std::uint64_t kMaxTime = (std::uint64_t{1} << 63) - 1;
 constexpr std::size_t kMaxUserIdSize = 64;
 constexpr std::size_t kKeyIdSize = 8;
 
@@ -63,18 +62,6 @@ constexpr std::string_view kResultNames[] = {"", "success", "refused", "failed"}
 bool IsKnownType(std::uint16_t type) { return type >= 1 && type <= kMaxEventType; }
 bool IsKnownResult(std::uint8_t result) { return result >= 1 && result <= 3; }
 
-bool IsIdCharacter(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-}
-
-bool IsIdText(std::string_view text, std::size_t max_size) {
-  if (text.size() > max_size) return false;
-  for (const char c : text) {
-    if (!IsIdCharacter(c)) return false;
-  }
-  return true;
-}
-
 bool IsAddressText(std::string_view text) {
   if (text.size() > kMaxDetailsAddressSize) return false;
   for (const char c : text) {
@@ -96,7 +83,7 @@ Status ValidateEntry(const Entry& entry) {
   if (!IsKnownResult(static_cast<std::uint8_t>(entry.result))) {
     return Fail(kBad, "audit entry: unknown result");
   }
-  if (entry.relay_time_ms > kMaxTime) return Fail(kBad, "audit entry: relay time out of range");
+  if (entry.relay_time_ms > internal::kMaxTimeMs) return Fail(kBad, "audit entry: relay time out of range");
   if (entry.device_id > kMaxDeviceId) return Fail(kBad, "audit entry: device id out of range");
   COFFRE_RETURN_IF_ERROR(ValidateNodeName(entry.node));
   COFFRE_RETURN_IF_ERROR(ValidateJurisdiction(entry.jurisdiction));
@@ -116,8 +103,8 @@ Status ValidateEntry(const Entry& entry) {
 }
 
 Status ValidateDetails(const Details& details) {
-  if (!IsIdText(details.actor_user_id, kMaxDetailsUserIdSize) ||
-      !IsIdText(details.subject_user_id, kMaxDetailsUserIdSize)) {
+  if (!internal::IsIdText(details.actor_user_id, kMaxDetailsUserIdSize) ||
+      !internal::IsIdText(details.subject_user_id, kMaxDetailsUserIdSize)) {
     return Fail(ErrorCode::kInvalidArgument, "audit details: user id outside [a-z0-9._-]{0,64}");
   }
   if (!IsAddressText(details.ip_address)) {
@@ -157,7 +144,7 @@ std::optional<EventResult> EventResultFromName(std::string_view name) {
 }
 
 Status ValidateNodeName(std::string_view node) {
-  if (node.empty() || !IsIdText(node, kMaxNodeNameSize)) {
+  if (node.empty() || !internal::IsIdText(node, kMaxNodeNameSize)) {
     return Fail(ErrorCode::kInvalidArgument, "audit entry: node name outside [a-z0-9._-]{1,64}");
   }
   return Ok();
@@ -233,7 +220,7 @@ Result<Entry> DecodeEntry(std::span<const std::uint8_t> bytes) {
 
 Result<Pseudonym> PseudonymizeActor(const crypto::SecretBytes& organisation_key,
                                     std::string_view user_id) {
-  if (user_id.empty() || !IsIdText(user_id, kMaxUserIdSize)) {
+  if (user_id.empty() || !internal::IsIdText(user_id, kMaxUserIdSize)) {
     return Fail(ErrorCode::kInvalidArgument, "audit actor: user id outside [a-z0-9._-]{1,64}");
   }
   const std::span<const std::uint8_t> context(reinterpret_cast<const std::uint8_t*>(user_id.data()),

@@ -1,9 +1,9 @@
 #include "coffre/audit/legal_hold.h"
 
-#include <algorithm>
 #include <cstdlib>
 
 #include "codec.h"
+#include "coffre/audit/entry.h"
 #include "text.h"
 
 namespace coffre::audit {
@@ -11,19 +11,9 @@ namespace {
 
 constexpr std::string_view kSignatureLabel = "coffre/audit-legal-hold/v1";
 constexpr std::size_t kMaxOriginSize = 255;
-constexpr std::size_t kMaxUserIdSize = 64;
-constexpr std::uint32_t kMaxDeviceId = 0x7FFFFFFF;
 constexpr std::int64_t kMaxMonth = (9999 - 1970) * 12 + 11;  // 9999-12
-constexpr std::uint64_t kMaxTime = (std::uint64_t{1} << 63) - 1;
 constexpr std::size_t kSignatureFixedSize =
     4 + crypto::kEd25519PublicKeySize + crypto::kEd25519SignatureSize;
-
-bool IsUserId(std::string_view text) {
-  if (text.empty() || text.size() > kMaxUserIdSize) return false;
-  return std::all_of(text.begin(), text.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-  });
-}
 
 Status ValidateBody(const LegalHold& hold) {
   constexpr ErrorCode kBad = ErrorCode::kInvalidArgument;
@@ -39,7 +29,7 @@ Status ValidateBody(const LegalHold& hold) {
       return Fail(kBad, "legal hold: months out of range or not strictly increasing");
     }
   }
-  if (hold.issued_ms > kMaxTime) return Fail(kBad, "legal hold: time out of range");
+  if (hold.issued_ms > internal::kMaxTimeMs) return Fail(kBad, "legal hold: time out of range");
   if (hold.reason.empty() || hold.reason.size() > kMaxLegalHoldReasonSize ||
       !internal::IsValidUtf8(hold.reason) || internal::HasControlCharacter(hold.reason, false)) {
     return Fail(kBad, "legal hold: the reason is 1 to 512 bytes of UTF-8 without controls");
@@ -50,7 +40,8 @@ Status ValidateBody(const LegalHold& hold) {
 Status ValidateSignatures(const LegalHold& hold) {
   if (hold.signatures.size() > 2) return Fail(ErrorCode::kInvalidArgument, "legal hold: more than two signatures");
   for (const LegalHoldSignature& signature : hold.signatures) {
-    if (!IsUserId(signature.user_id) || signature.device_id == 0 || signature.device_id > kMaxDeviceId) {
+    if (signature.user_id.empty() || !internal::IsIdText(signature.user_id, kMaxDetailsUserIdSize) ||
+        signature.device_id == 0 || signature.device_id > kMaxDeviceId) {
       return Fail(ErrorCode::kInvalidArgument, "legal hold: signer outside its form");
     }
   }

@@ -79,6 +79,14 @@ bool IsUnicodeSpace(std::uint32_t point) {
 
 }  // namespace
 
+bool IsIdText(std::string_view text, std::size_t max_size) {
+  if (text.size() > max_size) return false;
+  for (const char c : text) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-')) return false;
+  }
+  return true;
+}
+
 bool IsValidUtf8(std::string_view text) {
   for (std::size_t i = 0; i < text.size();) {
     const std::size_t length = Utf8SequenceLength(text, i);

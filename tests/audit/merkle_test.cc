@@ -268,6 +268,28 @@ void FlipBit(Hash& hash, std::size_t bit) {
   hash[bit / 8] = static_cast<std::uint8_t>(hash[bit / 8] ^ (1u << (bit % 8)));
 }
 
+// Calls `check` with every copy of `hash` that differs in one bit.
+template <typename Check>
+void ForEveryBitFlip(const Hash& hash, Check check) {
+  for (std::size_t bit = 0; bit < kHashSize * 8; ++bit) {
+    Hash changed = hash;
+    FlipBit(changed, bit);
+    check(changed);
+  }
+}
+
+// Calls `check` with every copy of `proof` that differs in one bit of one element.
+template <typename Check>
+void ForEveryBitFlip(const std::vector<Hash>& proof, Check check) {
+  for (std::size_t element = 0; element < proof.size(); ++element) {
+    ForEveryBitFlip(proof[element], [&](const Hash& changed_element) {
+      std::vector<Hash> changed = proof;
+      changed[element] = changed_element;
+      check(changed);
+    });
+  }
+}
+
 TEST(MerkleMutationTest, EveryMutationOfAReferenceInclusionProofIsRefused) {
   const auto leaves = ReferenceLeaves();
   const auto roots = ReferenceRoots();
@@ -311,21 +333,15 @@ TEST(MerkleMutationTest, EveryMutationOfAReferenceInclusionProofIsRefused) {
     }
     // One bit anywhere: in each proof element (the reference flips bit 3 of byte 0), in the
     // leaf hash, in the root.
-    for (std::size_t element = 0; element < proof.size(); ++element) {
-      for (std::size_t bit = 0; bit < kHashSize * 8; ++bit) {
-        std::vector<Hash> changed = proof;
-        FlipBit(changed[element], bit);
-        ExpectRefused(VerifyInclusion(index, size, leaf, changed, root));
-      }
-    }
-    for (std::size_t bit = 0; bit < kHashSize * 8; ++bit) {
-      Hash changed_leaf = leaf;
-      FlipBit(changed_leaf, bit);
-      ExpectRefused(VerifyInclusion(index, size, changed_leaf, proof, root));
-      Hash changed_root = root;
-      FlipBit(changed_root, bit);
-      ExpectRefused(VerifyInclusion(index, size, leaf, proof, changed_root));
-    }
+    ForEveryBitFlip(proof, [&](const std::vector<Hash>& changed) {
+      ExpectRefused(VerifyInclusion(index, size, leaf, changed, root));
+    });
+    ForEveryBitFlip(leaf, [&](const Hash& changed) {
+      ExpectRefused(VerifyInclusion(index, size, changed, proof, root));
+    });
+    ForEveryBitFlip(root, [&](const Hash& changed) {
+      ExpectRefused(VerifyInclusion(index, size, leaf, proof, changed));
+    });
   }
 }
 
@@ -365,21 +381,15 @@ TEST(MerkleMutationTest, EveryMutationOfAReferenceConsistencyProofIsRefused) {
     ExpectRefused(VerifyConsistency(first, second, With(proof, 0, proof[0]), root1, root2));
     ExpectRefused(
         VerifyConsistency(first, second, std::span(proof).first(proof.size() - 1), root1, root2));
-    for (std::size_t element = 0; element < proof.size(); ++element) {
-      for (std::size_t bit = 0; bit < kHashSize * 8; ++bit) {
-        std::vector<Hash> changed = proof;
-        FlipBit(changed[element], bit);
-        ExpectRefused(VerifyConsistency(first, second, changed, root1, root2));
-      }
-    }
-    for (std::size_t bit = 0; bit < kHashSize * 8; ++bit) {
-      Hash changed1 = root1;
-      FlipBit(changed1, bit);
-      ExpectRefused(VerifyConsistency(first, second, proof, changed1, root2));
-      Hash changed2 = root2;
-      FlipBit(changed2, bit);
-      ExpectRefused(VerifyConsistency(first, second, proof, root1, changed2));
-    }
+    ForEveryBitFlip(proof, [&](const std::vector<Hash>& changed) {
+      ExpectRefused(VerifyConsistency(first, second, changed, root1, root2));
+    });
+    ForEveryBitFlip(root1, [&](const Hash& changed) {
+      ExpectRefused(VerifyConsistency(first, second, proof, changed, root2));
+    });
+    ForEveryBitFlip(root2, [&](const Hash& changed) {
+      ExpectRefused(VerifyConsistency(first, second, proof, root1, changed));
+    });
   }
   EXPECT_EQ(mutated, 4u);
 }
