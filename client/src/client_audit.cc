@@ -423,8 +423,8 @@ Result<std::vector<SelectedEntry>> SelectEntries(Client::Impl& impl, const Audit
                                                  std::optional<std::uint64_t> up_to) {
   std::optional<std::array<std::uint8_t, 16>> team_id;
   if (filter.team) {
-    // An auditor holds no team key, so its profile may not know the team's name: the id
-    // (hex, as `team show` prints it on a member's device) does as well.
+    // An auditor learns the team's name from the admin's introduction, which may not have
+    // reached it: the id (hex, as `team show` prints it on a member's device) does as well.
     if (auto team = impl.TeamByName(*filter.team)) {
       team_id = team->team_id;
     } else if (auto id = ParseHex(*filter.team, 16)) {
